@@ -1,0 +1,15 @@
+"""learnedidx: learned index structures for sorted numeric keys, with Numba kernels.
+
+>>> import numpy as np, learnedidx
+>>> idx = learnedidx.RMI(np.array([3, 1, 2], dtype=np.int64), values=np.array([30, 10, 20]))
+>>> idx[2], idx.lower_bound(2), 5 in idx
+(np.int64(20), 1, False)
+"""
+
+from ._coerce import LEFT, RIGHT
+from .base import FIND, KeyValueIndex
+from .models import MODELS
+from .rmi import RMI, RMIConfig
+
+__all__ = ["KeyValueIndex", "RMI", "RMIConfig", "MODELS", "LEFT", "RIGHT", "FIND"]
+__version__ = "0.1.0"

@@ -1,0 +1,294 @@
+"""RMI inference and training kernels (pure Numba over plain arrays).
+
+An RMI is stored in two arrays:
+
+``meta`` (int64): ``[n_stages, n_keys, search_method, kind_0, count_0, offset_0, width_0, kind_1, ...]``
+    one 4-slot record per stage: model kind, number of models, offset of the stage's first model
+    in ``params`` and the width (slots) of one model.
+``params`` (float64): every model's record, stage after stage. A record starts with the model's
+    *anchor* (the smallest key it was trained on; float keys store the value, integer keys store
+    the 64-bit pattern) so that the model sees ``x = q - anchor`` computed exactly in integers
+    before one rounding to float: dense keys far from zero (ns timestamps, cell ids) stay
+    distinguishable. Leaf records end with a slot holding two int32: the leaf's error bounds.
+
+Every stage but the last predicts the index of the model to use in the next stage; the last
+predicts a position in the key array. The prediction is a guess: the search step verifies it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+from ._search import finish, search_window
+
+KIND_LINEAR = 0  #: record [anchor, slope, intercept, errors]; linear, linear_spline and radix
+KIND_CUBIC = 1  #: record [anchor, scale, c0, c1, c2, c3]: c0 + c1 t + c2 t^2 + c3 t^3, t = x * scale
+
+META_HEADER = 3
+META_STRIDE = 4
+LINEAR_WIDTH = 4
+CUBIC_WIDTH = 6
+ERROR_SLOT = 3  #: slot of a leaf (linear) record holding its two int32 error bounds
+
+_JIT = dict(nogil=True, cache=True)
+
+
+def key_offset(q, anchor_bits, anchor_value):
+    """``q - anchor`` as float64, the subtraction done exactly (see the module docstring)."""
+
+
+@overload(key_offset, jit_options=_JIT)
+def _key_offset_impl(q, anchor_bits, anchor_value):
+    if isinstance(q, types.Integer) and q.signed:
+        def impl(q, anchor_bits, anchor_value):
+            a = anchor_bits
+            v = np.int64(q)
+            if v >= a:
+                return np.float64(np.uint64(v) - np.uint64(a))
+            return -np.float64(np.uint64(a) - np.uint64(v))
+        return impl
+    if isinstance(q, types.Integer):
+        def impl(q, anchor_bits, anchor_value):
+            a = np.uint64(anchor_bits)
+            v = np.uint64(q)
+            if v >= a:
+                return np.float64(v - a)
+            return -np.float64(a - v)
+        return impl
+    if isinstance(q, types.Float):
+        def impl(q, anchor_bits, anchor_value):
+            return np.float64(q) - anchor_value
+        return impl
+    return None
+
+
+@njit(inline="always", **_JIT)
+def _clamp_index(y, limit):
+    """floor(y) clamped to [0, limit]; NaN gives 0."""
+    if y >= limit:
+        return limit
+    if y > 0.0:
+        return np.int64(y)
+    return 0
+
+
+@njit(inline="always", **_JIT)
+def _model_output(params, pbits, kind, base, q):
+    x = key_offset(q, pbits[base], params[base])
+    if kind == KIND_CUBIC:
+        t = x * params[base + 1]
+        return params[base + 2] + t * (params[base + 3] + t * (params[base + 4] + t * params[base + 5]))
+    return params[base + 1] * x + params[base + 2]
+
+
+@njit(inline="always", **_JIT)
+def route(meta, params, pbits, q, stage):
+    """Index of the model of ``stage`` that q is routed to (stage 0 is the root)."""
+    j = 0
+    for s in range(stage):
+        rec = META_HEADER + META_STRIDE * s
+        base = meta[rec + 2] + j * meta[rec + 3]
+        y = _model_output(params, pbits, meta[rec], base, q)
+        j = _clamp_index(y, meta[rec + META_STRIDE + 1] - 1)
+    return j
+
+
+@njit(inline="always", **_JIT)
+def predict_window(meta, params, q):
+    """``(pos, lo, hi)``: predicted position of q and the window ``[lo, hi]`` that brackets it."""
+    pbits = params.view(np.int64)
+    perr = params.view(np.int32)
+    last = meta[0] - 1
+    n = meta[1]
+    leaf = route(meta, params, pbits, q, last)
+    rec = META_HEADER + META_STRIDE * last
+    base = meta[rec + 2] + leaf * LINEAR_WIDTH
+    pos = _clamp_index(_model_output(params, pbits, KIND_LINEAR, base, q), n)
+    lo = pos + perr[2 * (base + ERROR_SLOT)]
+    hi = pos + perr[2 * (base + ERROR_SLOT) + 1]
+    if lo < 0:
+        lo = 0
+    if hi > n:
+        hi = n
+    if lo > hi:
+        lo = hi
+    return pos, lo, hi
+
+
+@njit(inline="always", **_JIT)
+def lookup_one(meta, params, keys, q, mode):
+    """Exact answer for one query: mode 0 lower_bound, 1 upper_bound, 2 find (index or -1)."""
+    n = keys.shape[0]
+    right = mode == 1
+    if n == 0:
+        return -1 if mode == 2 else 0
+    if right:
+        if keys[n - 1] <= q:
+            return n
+        if keys[0] > q:
+            return 0
+    else:
+        if keys[n - 1] < q:
+            return -1 if mode == 2 else n
+        if keys[0] >= q:
+            return finish(keys, q, 0, mode)
+    pos, lo, hi = predict_window(meta, params, q)
+    if right:
+        return search_window(keys, q, pos, lo, hi, True, meta[2])
+    return finish(keys, q, search_window(keys, q, pos, lo, hi, False, meta[2]), mode)
+
+
+@njit(**_JIT)
+def lookup_scalar(meta, params, keys, q, mode):
+    """One lookup; see :func:`lookup_one`. Complexity O(stages + log(window))."""
+    return lookup_one(meta, params, keys, q, mode)
+
+
+@njit(**_JIT)
+def lookup_batch(meta, params, keys, queries, out, mode):
+    """``out[i] = lookup_one(queries[i])`` in one thread. Complexity O(m (stages + log window))."""
+    for i in range(queries.shape[0]):
+        out[i] = lookup_one(meta, params, keys, queries[i], mode)
+
+
+@njit(parallel=True, **_JIT)
+def lookup_batch_parallel(meta, params, keys, queries, out, mode):
+    """:func:`lookup_batch` split into contiguous chunks over the Numba thread pool."""
+    m = queries.shape[0]
+    chunk = 4096
+    for c in prange((m + chunk - 1) // chunk):
+        end = min(m, (c + 1) * chunk)
+        for i in range(c * chunk, end):
+            out[i] = lookup_one(meta, params, keys, queries[i], mode)
+
+
+@njit(**_JIT)
+def predict_batch(meta, params, queries, pos, lo, hi):
+    """Window of every query (no search). Complexity O(m * stages)."""
+    for i in range(queries.shape[0]):
+        pos[i], lo[i], hi[i] = predict_window(meta, params, queries[i])
+
+
+# ---------------------------------------------------------------------------------------------
+# Training kernels: stages are fitted one after another, routing keys with the stages above.
+
+
+@njit(**_JIT)
+def fit_linear_stage(meta, params, keys, stage, m, target_scale, spline):
+    """Fit the ``m`` linear models of ``stage`` to the keys routed to each, in one pass.
+
+    Least squares (``spline=False``, Welford's online update, stable for large x) or the line
+    through the first and last key (``spline=True``). Targets are positions times
+    ``target_scale``. Complexity O(n * stage).
+
+    Returns:
+        ``(anchors, slopes, intercepts, counts, starts)``: ``starts[j]`` is the position of
+        the first key routed to model j (-1 when none).
+    """
+    pbits = params.view(np.int64)
+    n = keys.shape[0]
+    anchors = np.zeros(m, dtype=keys.dtype)
+    counts = np.zeros(m, dtype=np.int64)
+    starts = np.full(m, -1, dtype=np.int64)
+    mean_x = np.zeros(m)
+    mean_y = np.zeros(m)
+    m2x = np.zeros(m)
+    cxy = np.zeros(m)
+    last_x = np.zeros(m)
+    last_y = np.zeros(m)
+    for i in range(n):
+        q = keys[i]
+        j = route(meta, params, pbits, q, stage)
+        if counts[j] == 0:
+            anchors[j] = q
+            starts[j] = i
+        x = key_offset(q, _anchor_bits(anchors[j]), np.float64(anchors[j]))
+        y = i * target_scale
+        counts[j] += 1
+        c = counts[j]
+        dx = x - mean_x[j]
+        mean_x[j] += dx / c
+        dy = y - mean_y[j]
+        mean_y[j] += dy / c
+        m2x[j] += dx * (x - mean_x[j])
+        cxy[j] += dx * (y - mean_y[j])
+        last_x[j] = x
+        last_y[j] = y
+    slopes = np.zeros(m)
+    intercepts = np.zeros(m)
+    for j in range(m):
+        if counts[j] == 0:
+            continue
+        if spline:
+            first_y = starts[j] * target_scale
+            if last_x[j] > 0.0:
+                slopes[j] = (last_y[j] - first_y) / last_x[j]
+            intercepts[j] = first_y
+        elif m2x[j] > 0.0:
+            slopes[j] = cxy[j] / m2x[j]
+            intercepts[j] = mean_y[j] - slopes[j] * mean_x[j]
+        else:
+            intercepts[j] = starts[j] * target_scale
+    return anchors, slopes, intercepts, counts, starts
+
+
+def _anchor_bits(a):
+    """The 64-bit pattern of an anchor as int64 (see the module docstring)."""
+
+
+@overload(_anchor_bits, jit_options=_JIT)
+def _anchor_bits_impl(a):
+    if isinstance(a, types.Integer) and a.signed:
+        return lambda a: np.int64(a)
+    if isinstance(a, types.Integer):
+        return lambda a: np.int64(np.uint64(a))
+    return lambda a: np.int64(0)
+
+
+@njit(**_JIT)
+def leaf_errors(meta, params, keys):
+    """Error bounds of every leaf, from the trained models, exactly as inference computes them.
+
+    For each distinct key k routed to leaf j with predicted position p: ``lo_j <= lb(k) - p`` and
+    ``ub(k) - p <= hi_j``, where lb/ub are k's first position and one past its last. So the
+    window brackets the lower and the upper bound of every present key.
+    Complexity O(n * stages).
+
+    Returns:
+        ``(lo, hi, max_abs_error, sum_log2_error)``; the sums are over keys (duplicates count).
+    """
+    pbits = params.view(np.int64)
+    n = keys.shape[0]
+    last = meta[0] - 1
+    rec = META_HEADER + META_STRIDE * last
+    m = meta[rec + 1]
+    lo = np.zeros(m, dtype=np.int64)
+    hi = np.zeros(m, dtype=np.int64)
+    seen = np.zeros(m, dtype=np.bool_)
+    max_abs = 0
+    sum_log2 = 0.0
+    a = 0
+    while a < n:
+        b = a + 1
+        while b < n and keys[b] == keys[a]:
+            b += 1
+        q = keys[a]
+        leaf = route(meta, params, pbits, q, last)
+        base = meta[rec + 2] + leaf * LINEAR_WIDTH
+        pos = _clamp_index(_model_output(params, pbits, KIND_LINEAR, base, q), n)
+        e_lo = a - pos
+        e_hi = b - pos
+        if not seen[leaf]:
+            seen[leaf] = True
+            lo[leaf] = e_lo
+            hi[leaf] = e_hi
+        else:
+            lo[leaf] = min(lo[leaf], e_lo)
+            hi[leaf] = max(hi[leaf], e_hi)
+        err = abs(e_lo)
+        max_abs = max(max_abs, err)
+        sum_log2 += (b - a) * np.log2(err + 1.0)
+        a = b
+    return lo, hi, max_abs, sum_log2

@@ -1,0 +1,358 @@
+"""`KeyValueIndex`: the one interface every index in the project implements.
+
+The base class owns the sorted keys and values, validates every input and coerces every query
+exactly (see :mod:`learnedidx._coerce`); a subclass only builds its structure and answers
+lower/upper-bound searches for queries already in the key dtype.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+
+from ._coerce import (
+    ANSWER_N,
+    ANSWER_ZERO,
+    LEFT,
+    RIGHT,
+    as_query_array,
+    coerce_array,
+    coerce_scalar,
+    prepare_keys_values,
+)
+
+FIND = 2  #: search mode: position of the first key equal to q, or -1
+
+_MODES = (LEFT, RIGHT)
+
+
+class KeyValueIndex:
+    """A static map from sorted numeric keys to values, queried like ``np.searchsorted``.
+
+    ``Cls(keys, values=None, *, assume_sorted=False, copy=True, **options)``
+
+    Args:
+        keys: 1-D array-like of any numpy integer or float dtype of at most 64 bits (float16 keys
+            are stored as float32). Sorted stably when unsorted; values move with their keys.
+        values: None (the values are then the positions 0..n-1 as int64) or a 1-D array of the
+            same length and any dtype.
+        assume_sorted: promise that keys are sorted; unsorted keys then raise ValueError.
+        copy: copy keys and values even when they could be used as they are. With False the
+            index keeps read-only views of the caller's sorted arrays, and the caller must not
+            modify them afterwards.
+        **options: the subclass's own options.
+
+    Raises:
+        TypeError: keys are not numeric, or an unknown option was passed.
+        ValueError: keys are not 1-D or hold NaN, keys are unsorted with ``assume_sorted=True``,
+            values have another length.
+
+    Every query method accepts Python numbers, numpy scalars and array-likes of any real dtype,
+    compared exactly (no rounding: int64 queries against uint64 keys, integers above 2**53,
+    floats against integers). A query that cannot be compared raises TypeError (not a number)
+    or ValueError (NaN).
+    """
+
+    name = "KeyValueIndex"
+    #: True when ``_search_array`` also answers mode FIND itself.
+    _native_find = False
+
+    def __init__(self, keys, values=None, *, assume_sorted=False, copy=True, **options):
+        start = time.perf_counter_ns()
+        self._keys, self._values = prepare_keys_values(
+            keys, values, assume_sorted=assume_sorted, copy=copy
+        )
+        self._positions = None
+        self._build(**options)
+        self.build_time_ns = time.perf_counter_ns() - start
+        self._bind_fast_paths()
+
+    # --- what a subclass provides -------------------------------------------------------------
+
+    def _build(self, **options) -> None:
+        """Build the structure over ``self._keys``. Raises TypeError for unknown options."""
+        if options:
+            raise TypeError(f"{type(self).__name__} got unknown options {sorted(options)}")
+
+    def _search_array(self, queries: np.ndarray, mode: int) -> np.ndarray:
+        """Answers for a contiguous 1-D array in the key dtype, as a new int64 array.
+
+        ``mode`` is LEFT or RIGHT (and FIND when ``_native_find``).
+        """
+        raise NotImplementedError
+
+    def _search_scalar(self, q, mode: int) -> int:
+        """Answer for one query already in the key dtype; mode LEFT, RIGHT or FIND."""
+        if mode == FIND:
+            pos = int(self._search_array(np.array([q], dtype=self._keys.dtype), LEFT)[0])
+            return pos if pos < len(self._keys) and self._keys[pos] == q else -1
+        return int(self._search_array(np.array([q], dtype=self._keys.dtype), mode)[0])
+
+    def _scalar_kernel(self):
+        """``(entry_point, a0, a1, a2)`` for the scalar fast path, or None.
+
+        ``entry_point(a0, a1, a2, q, mode)`` must answer like :meth:`_search_scalar` for a
+        Python int (integer keys) or float (float64 keys) within the key dtype's range.
+        """
+        return None
+
+    def size_in_bytes(self) -> int:
+        """Bytes of the index structure itself, not counting the key and value arrays."""
+        raise NotImplementedError
+
+    def _check(self) -> None:
+        """Assert every invariant of the structure; raises AssertionError naming the broken one."""
+        keys = self._keys
+        assert keys.ndim == 1 and keys.flags.c_contiguous, "keys must be 1-D and contiguous"
+        assert not keys.flags.writeable, "keys must be read-only"
+        assert len(keys) < 2 or bool((keys[1:] >= keys[:-1]).all()), "keys are not sorted"
+        if keys.dtype.kind == "f":
+            assert not np.isnan(keys).any(), "keys hold NaN"
+        if self._values is not None:
+            assert len(self._values) == len(keys), (
+                f"{len(self._values)} values for {len(keys)} keys"
+            )
+
+    # --- the interface ------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The keys in sorted order (read-only)."""
+        return self._keys
+
+    @property
+    def values(self) -> np.ndarray:
+        """The values in key order (read-only); the positions 0..n-1 when none were given."""
+        if self._values is not None:
+            return self._values
+        if self._positions is None:
+            positions = np.arange(len(self._keys), dtype=np.int64)
+            positions.flags.writeable = False
+            self._positions = positions
+        return self._positions
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(n={len(self)}, dtype={self._keys.dtype}, "
+            f"size_in_bytes={self.size_in_bytes()})"
+        )
+
+    def lower_bound(self, q):
+        """Number of keys ``< q``: ``np.searchsorted(keys, q, side="left")``, exactly.
+
+        A scalar q gives an int; an array-like gives an int64 array of q's shape.
+        Complexity: that of the index's search per query (RMI: O(log window)).
+
+        Raises:
+            TypeError: q is not a number or numeric array. ValueError: q is or holds NaN.
+        """
+        return self._answer(q, LEFT)
+
+    def upper_bound(self, q):
+        """Number of keys ``<= q``: ``np.searchsorted(keys, q, side="right")``, exactly.
+
+        Shapes, complexity and errors as :meth:`lower_bound`.
+        """
+        return self._answer(q, RIGHT)
+
+    def get(self, key, default=None):
+        """Value of the first entry whose key equals ``key``, or ``default``.
+
+        Raises: TypeError for a non-number, ValueError for NaN.
+        """
+        i = self._find(key)
+        return default if i < 0 else self._value_at(i)
+
+    def __getitem__(self, key):
+        """Value of the first entry whose key equals ``key``. Raises KeyError when absent."""
+        i = self._find(key)
+        if i < 0:
+            raise KeyError(key)
+        return self._value_at(i)
+
+    def __contains__(self, key) -> bool:
+        """True when some key equals ``key`` exactly. Raises ValueError for NaN."""
+        return self._find(key) >= 0
+
+    def contains(self, queries) -> np.ndarray:
+        """Boolean array: does each query equal some key exactly. Shape of ``queries``.
+
+        Raises: TypeError for non-numbers, ValueError for NaN.
+        """
+        arr = as_query_array(queries)
+        return self._find_array(arr) >= 0
+
+    def get_batch(self, queries, default=0):
+        """``(values, found)`` for every query: the first matching entry's value, or ``default``.
+
+        Both arrays have the shape of ``queries``; ``values`` has the values' dtype.
+        Raises: TypeError for non-numbers, ValueError for NaN.
+        """
+        arr = as_query_array(queries)
+        idx = self._find_array(arr)
+        found = idx >= 0
+        if self._values is None:
+            return np.where(found, idx, np.int64(default)), found
+        if len(self._values) == 0:
+            return np.full(arr.shape, default, dtype=self._values.dtype), found
+        out = self._values[np.where(found, idx, 0)]
+        out[~found] = default
+        return out, found
+
+    def range(self, lo, hi):
+        """``(keys, values)`` of the entries with ``lo <= key < hi``, as read-only views.
+
+        Complexity: two lower-bound searches, plus O(k) when values are positions.
+        Raises: TypeError for non-numbers, ValueError for NaN.
+        """
+        if isinstance(lo, np.ndarray) or isinstance(hi, np.ndarray):
+            if np.ndim(lo) or np.ndim(hi):
+                raise TypeError("range(lo, hi) takes scalar bounds; use lower_bound for arrays")
+        i = self._answer(lo, LEFT)
+        j = max(i, self._answer(hi, LEFT))
+        return self._keys[i:j], self.values[i:j]
+
+    # --- shared machinery ---------------------------------------------------------------------
+
+    def _value_at(self, i: int):
+        return i if self._values is None else self._values[i]
+
+    def _answer(self, q, mode: int):
+        if isinstance(q, (np.ndarray, list, tuple)):
+            arr = as_query_array(q)
+            flat = arr.ravel()
+            values, forced, _ = coerce_array(flat, self._keys.dtype, mode)
+            out = self._search_array(values, mode) if len(values) else np.zeros(0, np.int64)
+            if forced is not None:
+                out[forced] = len(self._keys) if mode == LEFT else 0
+            return out.reshape(arr.shape)
+        value, status, _ = coerce_scalar(q, self._keys.dtype, mode)
+        if status == ANSWER_ZERO:
+            return 0
+        if status == ANSWER_N:
+            return len(self._keys)
+        return self._search_scalar(value, mode)
+
+    def _find(self, q) -> int:
+        if isinstance(q, np.ndarray) and q.ndim:
+            raise TypeError("a key must be a scalar; use contains() or get_batch() for arrays")
+        value, status, exact = coerce_scalar(q, self._keys.dtype, LEFT)
+        if status != 0 or not exact:
+            return -1
+        return self._search_scalar(value, FIND)
+
+    def _find_array(self, arr: np.ndarray) -> np.ndarray:
+        """Position of the first key equal to each query, or -1; shape of ``arr``."""
+        flat = arr.ravel()
+        values, forced, exact = coerce_array(flat, self._keys.dtype, LEFT)
+        n = len(self._keys)
+        if len(values) == 0:
+            return np.zeros(arr.shape, np.int64)
+        if self._native_find:
+            idx = self._search_array(values, FIND)
+        else:
+            idx = self._search_array(values, LEFT)
+            hit = idx < n
+            hit[hit] = self._keys[idx[hit]] == values[hit]
+            idx[~hit] = -1
+        if exact is not None:
+            idx[~exact] = -1
+        if forced is not None:
+            idx[forced] = -1
+        return idx.reshape(arr.shape)
+
+    def _bind_fast_paths(self) -> None:
+        """Install per-instance scalar methods that skip coercion for plain Python numbers.
+
+        ``lower_bound(5)`` on integer keys then costs a type check, a range check and the
+        compiled call: no numpy scalar is created and no dispatcher type resolution runs.
+        """
+        kernel = self._scalar_kernel()
+        if kernel is None:
+            return
+        entry, a0, a1, a2 = kernel
+        dtype = self._keys.dtype
+        general = self._answer
+        find_general = self._find
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            kmin, kmax = int(info.min), int(info.max)
+
+            def lower_bound(q):
+                if type(q) is int and kmin <= q <= kmax:
+                    return entry(a0, a1, a2, q, LEFT)
+                return general(q, LEFT)
+
+            def upper_bound(q):
+                if type(q) is int and kmin <= q <= kmax:
+                    return entry(a0, a1, a2, q, RIGHT)
+                return general(q, RIGHT)
+
+            def find(q):
+                if type(q) is int and kmin <= q <= kmax:
+                    return entry(a0, a1, a2, q, FIND)
+                return find_general(q)
+
+        elif dtype == np.float64:
+
+            def lower_bound(q):
+                if type(q) is float and q == q:
+                    return entry(a0, a1, a2, q, LEFT)
+                return general(q, LEFT)
+
+            def upper_bound(q):
+                if type(q) is float and q == q:
+                    return entry(a0, a1, a2, q, RIGHT)
+                return general(q, RIGHT)
+
+            def find(q):
+                if type(q) is float and q == q:
+                    return entry(a0, a1, a2, q, FIND)
+                return find_general(q)
+
+        else:
+            return
+        lower_bound.__doc__ = KeyValueIndex.lower_bound.__doc__
+        upper_bound.__doc__ = KeyValueIndex.upper_bound.__doc__
+        self.lower_bound = lower_bound
+        self.upper_bound = upper_bound
+        self._find = find
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for name in ("lower_bound", "upper_bound", "_find"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        for array in (self._keys, self._values):
+            if array is not None:
+                array.flags.writeable = False
+        self._bind_fast_paths()
+
+
+def compile_scalar_entry(kernel, a0, a1, a2, key_dtype: np.dtype):
+    """Compile (or load from cache) ``kernel(a0, a1, a2, q, mode)`` for q of the key dtype.
+
+    Returns the compiled function's entry point: calling it skips Numba's dispatcher, which
+    resolves argument types on every call (about half the cost of a scalar lookup here).
+    Falls back to the dispatcher where the entry point is not exposed.
+    """
+    sig = (
+        numba.typeof(a0),
+        numba.typeof(a1),
+        numba.typeof(a2),
+        numba.from_dtype(key_dtype),
+        numba.int64,
+    )
+    try:
+        entry = kernel.compile(sig)
+    except AttributeError:  # not a Numba dispatcher (e.g. NUMBA_DISABLE_JIT)
+        return kernel
+    return entry if callable(entry) else kernel

@@ -1,0 +1,269 @@
+"""`RMI`: a recursive-model index over sorted keys (Kraska et al., SIGMOD 2018)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from . import _rmi_kernels as K
+from ._coerce import ANSWER_N, LEFT, as_query_array, coerce_array, coerce_scalar
+from ._search import SEARCHES
+from .base import KeyValueIndex, compile_scalar_entry
+from .models import stage_model
+
+_MAX_MODELS = 1 << 28
+
+
+@dataclass(frozen=True)
+class RMIConfig:
+    """Hyperparameters of an :class:`RMI`. None of them changes any answer: only speed and size.
+
+    Attributes:
+        stages: model of each stage, root first; at least two. The root may be ``"linear"``,
+            ``"linear_spline"``, ``"cubic"`` or ``"radix"``; later stages ``"linear"`` or
+            ``"linear_spline"``. A cubic root follows curved CDFs (lognormal, exponential) that
+            a linear root would pile into a few leaves; a radix root is the cheapest on uniform
+            keys. A third stage helps very uneven CDFs at the cost of one more dependent lookup.
+        branching_factor: number of models in the last stage (an int), or a tuple with the
+            number of models of each stage after the root. None: ``n / keys_per_leaf`` rounded
+            to a power of two; inner stages of deeper RMIs get geometric means. More leaves mean
+            smaller errors (fewer search steps) but 32 bytes more index per leaf.
+        keys_per_leaf: target keys per leaf for the default branching factor. The default 128
+            keeps the index near 32 / (128 * 8) = 3% of 8-byte keys.
+        search: last-mile search inside the predicted window: ``"binary"`` (branch-free, the
+            default: steady cost log2(window)), ``"linear"`` (fastest for windows of a few keys)
+            or ``"exponential"`` (gallops from the prediction: fast when most errors are small
+            but a few leaves are bad).
+        parallel_threshold: batches of at least this many queries use every Numba thread;
+            smaller ones run in the calling thread (starting threads costs microseconds).
+    """
+
+    stages: tuple = ("cubic", "linear")
+    branching_factor: int | tuple | None = None
+    keys_per_leaf: int = 128
+    search: str = "binary"
+    parallel_threshold: int = 1 << 14
+
+    def __post_init__(self):
+        stages = self.stages
+        if isinstance(stages, str) or not isinstance(stages, (tuple, list)):
+            raise TypeError(f"stages must be a tuple of model names such as ('cubic', 'linear'), got {stages!r}")
+        if len(stages) < 2:
+            raise ValueError(f"an RMI needs at least two stages, got {tuple(stages)!r}; e.g. ('cubic', 'linear')")
+        object.__setattr__(self, "stages", tuple(stages))
+        for i, name in enumerate(self.stages):
+            stage_model(name, "root" if i == 0 else ("leaves" if i == len(stages) - 1 else "inner stages"))
+        bf = self.branching_factor
+        if bf is not None:
+            counts = (bf,) if not isinstance(bf, (tuple, list)) else tuple(bf)
+            if isinstance(bf, (tuple, list)) and len(counts) != len(self.stages) - 1:
+                raise ValueError(
+                    f"branching_factor as a tuple needs one count per stage after the root "
+                    f"({len(self.stages) - 1}), got {bf!r}"
+                )
+            for c in counts:
+                if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 1 <= c <= _MAX_MODELS:
+                    raise ValueError(f"branching_factor must be whole numbers in [1, {_MAX_MODELS}], got {bf!r}")
+            if isinstance(bf, (list, tuple)):
+                object.__setattr__(self, "branching_factor", tuple(int(c) for c in counts))
+        if isinstance(self.keys_per_leaf, bool) or not isinstance(self.keys_per_leaf, (int, np.integer)) or self.keys_per_leaf < 1:
+            raise ValueError(f"keys_per_leaf must be a positive int, got {self.keys_per_leaf!r}")
+        if self.search not in SEARCHES:
+            raise ValueError(f"unknown search {self.search!r}; choose from {sorted(SEARCHES)}")
+        if isinstance(self.parallel_threshold, bool) or not isinstance(self.parallel_threshold, (int, np.integer)) or self.parallel_threshold < 1:
+            raise ValueError(f"parallel_threshold must be a positive int, got {self.parallel_threshold!r}")
+
+    def model_counts(self, n: int) -> tuple:
+        """Number of models in each stage, root first, for n keys."""
+        depth = len(self.stages)
+        bf = self.branching_factor
+        if isinstance(bf, tuple):
+            return (1,) + bf
+        if bf is None:
+            leaves = max(1, n // self.keys_per_leaf)
+            bf = 1 << max(0, round(math.log2(leaves)))
+        return (1,) + tuple(max(1, round(bf ** (s / (depth - 1)))) for s in range(1, depth))
+
+
+def train(keys: np.ndarray, config: RMIConfig):
+    """Fit every stage of an RMI over sorted keys; return ``(meta, params, stats)``.
+
+    Closed form, one pass over the keys per stage, plus one pass to measure the leaves' errors
+    with the very kernel inference uses (so the bounds hold bit for bit).
+    Complexity O(n * stages).
+    """
+    n = len(keys)
+    counts = config.model_counts(n)
+    models = [stage_model(name, "root" if i == 0 else "leaves") for i, name in enumerate(config.stages)]
+    meta = np.zeros(K.META_HEADER + K.META_STRIDE * len(counts), dtype=np.int64)
+    meta[0] = len(counts)
+    meta[1] = n
+    meta[2] = SEARCHES[config.search]
+    offset = 0
+    for s, (m, model) in enumerate(zip(counts, models)):
+        rec = K.META_HEADER + K.META_STRIDE * s
+        meta[rec:rec + 4] = (model.kind, m, offset, model.width)
+        offset += m * model.width
+    params = np.zeros(offset, dtype=np.float64)
+    for s, (m, model) in enumerate(zip(counts, models)):
+        rec = K.META_HEADER + K.META_STRIDE * s
+        last = s == len(counts) - 1
+        target_scale = 1.0 if last else (counts[s + 1] / n if n else 0.0)
+        records = model.fit(keys, meta, params, s, m, target_scale)
+        start = int(meta[rec + 2])
+        params[start:start + records.size] = records.ravel()
+    lo, hi, max_err, sum_log2 = K.leaf_errors(meta, params, keys)
+    rec = K.META_HEADER + K.META_STRIDE * (len(counts) - 1)
+    start = int(meta[rec + 2])
+    errors = params[start:].reshape(-1, K.LINEAR_WIDTH)[:, K.ERROR_SLOT:].view(np.int32)
+    # A bound outside int32 is clamped: the window then may not bracket, and the search widens it.
+    errors[:, 0] = np.clip(lo, -(2**31), 2**31 - 1)
+    errors[:, 1] = np.clip(hi, -(2**31), 2**31 - 1)
+    stats = {
+        "max_error": int(max_err),
+        "avg_log2_error": float(sum_log2 / n) if n else 0.0,
+        "mean_window": float(np.mean(hi - lo)) if len(lo) else 0.0,
+    }
+    return meta, params, stats
+
+
+class RMI(KeyValueIndex):
+    """A recursive-model index: learned models predict each key's position within error bounds.
+
+    ``RMI(keys, values=None, *, config=None, assume_sorted=False, copy=True, **config_fields)``
+
+    The root model routes a key to a leaf model, which predicts its position; the leaf's
+    recorded error bounds give a window that a last-mile search narrows to the exact answer.
+    See :class:`RMIConfig` for the hyperparameters, which can be passed as a config or as
+    keyword arguments (``RMI(keys, stages=("radix", "linear"), branching_factor=2**16)``).
+
+    Lookups cost O(stages + log2(window)); building costs O(n * stages) after sorting.
+    Batch calls run in Numba without a Python loop and on every thread above
+    ``parallel_threshold`` queries.
+
+    Raises:
+        TypeError: a config and config keywords together, or unknown keywords.
+        ValueError: an invalid hyperparameter, or invalid keys/values (see KeyValueIndex).
+
+    >>> import numpy as np
+    >>> idx = RMI(np.array([10, 20, 20, 40], dtype=np.uint64))
+    >>> idx.lower_bound(20), idx.upper_bound(20), idx.lower_bound(-1), idx.get(40)
+    (1, 3, 0, 3)
+    """
+
+    name = "RMI"
+    _native_find = True
+
+    def _build(self, config=None, **fields):
+        if config is not None and fields:
+            raise TypeError("pass either config=RMIConfig(...) or config keywords, not both")
+        if config is None:
+            known = {f.name for f in dataclasses.fields(RMIConfig)}
+            unknown = sorted(set(fields) - known)
+            if unknown:
+                raise TypeError(f"RMI got unknown options {unknown}; RMIConfig fields are {sorted(known)}")
+            config = RMIConfig(**fields)
+        elif not isinstance(config, RMIConfig):
+            raise TypeError(f"config must be an RMIConfig, got {type(config).__name__}")
+        self.config = config
+        self._meta, self._params, self._stats = train(self._keys, config)
+
+    # --- searches -----------------------------------------------------------------------------
+
+    def _search_array(self, queries, mode):
+        out = np.empty(len(queries), dtype=np.int64)
+        if len(queries) >= self.config.parallel_threshold and numba.get_num_threads() > 1:
+            K.lookup_batch_parallel(self._meta, self._params, self._keys, queries, out, mode)
+        else:
+            K.lookup_batch(self._meta, self._params, self._keys, queries, out, mode)
+        return out
+
+    def _search_scalar(self, q, mode):
+        return K.lookup_scalar(self._meta, self._params, self._keys, q, mode)
+
+    def _scalar_kernel(self):
+        entry = compile_scalar_entry(K.lookup_scalar, self._meta, self._params, self._keys, self._keys.dtype)
+        return entry, self._meta, self._params, self._keys
+
+    def predict(self, q):
+        """The model's guess for ``lower_bound(q)``: ``(pos, lo, hi)`` with the window ``[lo, hi]``.
+
+        For every key in the index the window brackets both its lower and its upper bound;
+        for an absent q it usually does, and the search widens it when it does not.
+        A scalar q gives three ints, an array three int64 arrays of its shape.
+        Complexity O(stages). Raises TypeError/ValueError as :meth:`lower_bound`.
+        """
+        n = len(self._keys)
+        if isinstance(q, (np.ndarray, list, tuple)):
+            arr = as_query_array(q)
+            values, forced, _ = coerce_array(arr.ravel(), self._keys.dtype, LEFT)
+            pos, lo, hi = (np.empty(len(values), dtype=np.int64) for _ in range(3))
+            K.predict_batch(self._meta, self._params, values, pos, lo, hi)
+            if forced is not None:
+                pos[forced] = lo[forced] = hi[forced] = n
+            return tuple(a.reshape(arr.shape) for a in (pos, lo, hi))
+        value, status, _ = coerce_scalar(q, self._keys.dtype, LEFT)
+        if status == ANSWER_N:
+            return n, n, n
+        out = [np.empty(1, dtype=np.int64) for _ in range(3)]
+        K.predict_batch(self._meta, self._params, np.array([value], dtype=self._keys.dtype), *out)
+        return tuple(int(a[0]) for a in out)
+
+    # --- statistics ---------------------------------------------------------------------------
+
+    @property
+    def max_error(self) -> int:
+        """Largest ``|lower_bound(k) - predicted position|`` over the keys."""
+        return self._stats["max_error"]
+
+    @property
+    def avg_log2_error(self) -> float:
+        """Mean over keys of ``log2(|lower_bound(k) - predicted position| + 1)``."""
+        return self._stats["avg_log2_error"]
+
+    @property
+    def mean_window(self) -> float:
+        """Mean width ``hi - lo`` of the leaves' windows (a search costs about log2 of it)."""
+        return self._stats["mean_window"]
+
+    @property
+    def model_counts(self) -> tuple:
+        """Number of models in each stage, root first."""
+        stages = int(self._meta[0])
+        return tuple(int(self._meta[K.META_HEADER + K.META_STRIDE * s + 1]) for s in range(stages))
+
+    def size_in_bytes(self) -> int:
+        """Bytes of the models and error bounds (the ``meta`` and ``params`` arrays)."""
+        return int(self._meta.nbytes + self._params.nbytes)
+
+    def _check(self) -> None:
+        super()._check()
+        meta, params, keys = self._meta, self._params, self._keys
+        n = len(keys)
+        assert meta[1] == n, f"meta says {meta[1]} keys, the index holds {n}"
+        stages = int(meta[0])
+        assert stages == len(self.config.stages), "stage count differs from the config"
+        end = 0
+        for s in range(stages):
+            kind, m, offset, width = meta[K.META_HEADER + K.META_STRIDE * s:][:4]
+            assert offset == end, f"stage {s} starts at {offset}, expected {end}"
+            end = offset + m * width
+        assert end == len(params), f"params holds {len(params)} slots, the stages need {end}"
+        if n == 0:
+            return
+        pos, lo, hi = (np.empty(n, dtype=np.int64) for _ in range(3))
+        K.predict_batch(meta, params, keys, pos, lo, hi)
+        lb = np.searchsorted(keys, keys, side="left")
+        ub = np.searchsorted(keys, keys, side="right")
+        assert (lo >= 0).all() and (lo <= hi).all() and (hi <= n).all(), "a window leaves [0, n]"
+        bad = np.flatnonzero((lb < lo) | (ub > hi))
+        if len(bad):
+            b = bad[0]
+            raise AssertionError(
+                f"{len(bad)} keys outside their predicted window, first keys[{b}]={keys[b]!r}: "
+                f"lower/upper bound {lb[b]}/{ub[b]}, window [{lo[b]}, {hi[b]}]"
+            )

@@ -1,0 +1,265 @@
+"""RMI: conformance across configurations, edge cases, and every bad-input error."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from learnedidx import RMI, RMIConfig
+from learnedidx.testing import check_conformance, check_index
+
+CONFIGS = [
+    dict(),
+    dict(stages=("linear", "linear")),
+    dict(stages=("linear_spline", "linear_spline"), search="linear"),
+    dict(stages=("radix", "linear"), search="exponential"),
+    dict(stages=("cubic", "linear", "linear_spline"), branching_factor=(4, 64)),
+    dict(stages=("radix", "linear", "linear"), search="linear"),
+    # More leaves than keys: most leaves are empty.
+    dict(stages=("linear", "linear"), branching_factor=4096, search="exponential"),
+    # One leaf: windows are wide and absent keys are often outside them.
+    dict(stages=("cubic", "linear"), branching_factor=1),
+]
+
+
+@pytest.mark.parametrize("options", CONFIGS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
+def test_conformance(options):
+    check_conformance(lambda keys, values: RMI(keys, values, **options), max_examples=40)
+
+
+def _lognormal(n, seed):
+    rng = np.random.default_rng(seed)
+    return np.unique((rng.lognormal(0, 2, n) * 1e9).astype(np.uint64))
+
+
+def _clustered(n, seed):
+    rng = np.random.default_rng(seed)
+    starts = np.sort(rng.integers(0, 2**62, 50, dtype=np.uint64))
+    runs = [s + np.arange(n // 50, dtype=np.uint64) * rng.integers(1, 4) for s in starts]
+    return np.sort(np.concatenate(runs))
+
+
+@pytest.mark.parametrize("make", [_lognormal, _clustered], ids=["lognormal", "clustered"])
+@pytest.mark.parametrize("options", CONFIGS[:5], ids=range(5))
+def test_medium_sets_against_searchsorted(make, options):
+    """Many leaves and the parallel batch path (more queries than parallel_threshold)."""
+    keys = make(60_000, seed=3)
+    idx = RMI(keys, **options)
+    idx._check()
+    rng = np.random.default_rng(4)
+    queries = np.concatenate([keys, keys + np.uint64(1), keys - np.uint64(1),
+                              rng.integers(0, 2**64 - 1, 20_000, dtype=np.uint64, endpoint=True)])
+    for side, method in (("left", idx.lower_bound), ("right", idx.upper_bound)):
+        assert np.array_equal(method(queries), np.searchsorted(keys, queries, side=side))
+    assert idx.contains(keys).all()
+
+
+def test_dense_keys_beyond_2_53_are_exact():
+    keys = np.uint64(2**63) + np.arange(0, 3000, 3, dtype=np.uint64)
+    idx = RMI(keys)
+    idx._check()
+    for k in keys[::37].tolist():
+        assert idx.lower_bound(k) == idx.lower_bound(np.uint64(k)) == int(np.searchsorted(keys, np.uint64(k)))
+        assert idx.lower_bound(k + 1) == int(np.searchsorted(keys, np.uint64(k + 1)))
+        assert k in idx and (k + 1) not in idx
+    # float64 cannot tell 2**63 + 1 from 2**63: an exact index must.
+    assert idx.lower_bound(2**63 + 1) == 1
+    assert idx.upper_bound(float(2**63)) == 1
+    assert idx.lower_bound(np.int64(-1)) == 0
+    assert idx.lower_bound(-(10**30)) == 0 and idx.lower_bound(10**30) == len(keys)
+
+
+def test_python_int_outside_dtype():
+    idx = RMI(np.array([0, 5, 2**64 - 1], dtype=np.uint64))
+    assert idx.lower_bound(-1) == 0
+    assert idx.upper_bound(-1) == 0
+    assert idx.lower_bound(2**64) == 3
+    assert idx.upper_bound(2**64 - 1) == 3
+    assert -1 not in idx and 2**64 not in idx
+    assert np.array_equal(idx.lower_bound(np.array([-1, 6], dtype=np.int64)), [0, 2])
+
+
+def test_values_follow_keys_and_first_duplicate_wins():
+    keys = np.array([3, 1, 2, 1, 3], dtype=np.int32)
+    values = np.array(["c0", "a0", "b", "a1", "c1"])
+    idx = RMI(keys, values)
+    assert idx.keys.tolist() == [1, 1, 2, 3, 3]
+    assert idx.values.tolist() == ["a0", "a1", "b", "c0", "c1"]
+    assert idx[1] == "a0" and idx[3] == "c0"
+    assert idx.get(4, "none") == "none"
+    with pytest.raises(KeyError):
+        idx[4]
+    found_values, found = idx.get_batch(np.array([1, 4, 3]), default="-")
+    assert found.tolist() == [True, False, True]
+    assert found_values.tolist() == ["a0", "-", "c0"]
+    k, v = idx.range(1, 3)
+    assert k.tolist() == [1, 1, 2] and v.tolist() == ["a0", "a1", "b"]
+    assert not k.flags.writeable
+
+
+def test_positions_are_default_values():
+    idx = RMI(np.array([10.5, 2.0, 7.25]))
+    assert idx.values.tolist() == [0, 1, 2]
+    assert idx[10.5] == 2 and idx.get(7.25) == 1
+    values, found = idx.get_batch([2.0, 3.0])
+    assert values.dtype == np.int64 and values[0] == 0 and found.tolist() == [True, False]
+
+
+def test_empty_and_single_key():
+    empty = RMI(np.array([], dtype=np.uint64))
+    assert len(empty) == 0 and empty.lower_bound(5) == 0 and empty.upper_bound(5) == 0
+    assert 5 not in empty and empty.get(5) is None
+    assert empty.lower_bound(np.arange(3)).tolist() == [0, 0, 0]
+    one = RMI(np.array([7], dtype=np.int8))
+    assert [one.lower_bound(q) for q in (6, 7, 8)] == [0, 0, 1]
+    assert [one.upper_bound(q) for q in (6, 7, 8)] == [0, 1, 1]
+    assert 7 in one and 7.0 in one and 7.5 not in one
+
+
+def test_float_queries_on_integer_keys_and_back():
+    idx = RMI(np.array([1, 2, 3], dtype=np.int64))
+    assert idx.lower_bound(1.5) == 1 and idx.upper_bound(1.5) == 1
+    assert idx.lower_bound(float("inf")) == 3 and idx.upper_bound(float("-inf")) == 0
+    assert 2.0 in idx and 2.5 not in idx
+    f = RMI(np.array([0.5, 1.0, 2**53], dtype=np.float64))
+    assert f.lower_bound(2**53 + 1) == 3  # an int that float64 would round down to 2**53
+    assert f.upper_bound(2**53 + 1) == 3
+    assert (2**53 + 1) not in f and 2**53 in f
+    f32 = RMI(np.array([0.7, 0.8], dtype=np.float32))
+    assert float(np.float32(0.7)) < 0.7
+    assert f32.lower_bound(0.7) == 1 and f32.upper_bound(0.7) == 1
+    assert 0.7 not in f32 and float(np.float32(0.7)) in f32
+
+
+def test_array_shapes_and_types():
+    idx = RMI(np.arange(0, 100, 2, dtype=np.uint16))
+    q = np.arange(12).reshape(3, 4)
+    out = idx.lower_bound(q)
+    assert out.shape == (3, 4) and out.dtype == np.int64
+    assert np.array_equal(out, np.searchsorted(idx.keys, q))
+    assert idx.lower_bound([1, 2, 3]).tolist() == [1, 1, 2]
+    assert idx.contains(np.array([[0, 1]])).tolist() == [[True, False]]
+    assert isinstance(idx.lower_bound(np.uint16(4)), int)
+    zero_d = idx.lower_bound(np.array(4))
+    assert zero_d.shape == () and int(zero_d) == 2
+
+
+def test_predict_brackets_present_keys():
+    keys = _lognormal(20_000, seed=5)
+    idx = RMI(keys)
+    pos, lo, hi = idx.predict(keys)
+    lb = np.searchsorted(keys, keys)
+    assert ((lo <= lb) & (lb <= hi)).all()
+    p, a, b = idx.predict(int(keys[100]))
+    assert isinstance(p, int) and a <= 100 <= b
+    assert idx.max_error >= 0 and idx.avg_log2_error >= 0 and idx.build_time_ns > 0
+    assert idx.size_in_bytes() == idx._meta.nbytes + idx._params.nbytes
+    assert idx.model_counts[0] == 1
+
+
+def test_check_detects_a_broken_window():
+    idx = RMI(_lognormal(5000, seed=6), stages=("linear", "linear"), branching_factor=16)
+    idx._check()
+    errors = idx._params[-16 * 4:].reshape(16, 4)[:, 3:].view(np.int32)
+    errors[:, 0] = 0
+    errors[:, 1] = 0
+    with pytest.raises(AssertionError, match="outside their predicted window"):
+        idx._check()
+    # Answers stay exact even with a wrong model: the search widens the window.
+    keys = idx.keys
+    assert np.array_equal(idx.lower_bound(keys), np.searchsorted(keys, keys))
+
+
+def test_pickle_round_trip():
+    keys = _lognormal(3000, seed=7)
+    idx = RMI(keys, stages=("radix", "linear"))
+    clone = pickle.loads(pickle.dumps(idx))
+    clone._check()
+    assert np.array_equal(clone.lower_bound(keys + np.uint64(1)), idx.lower_bound(keys + np.uint64(1)))
+    assert clone.lower_bound(int(keys[10])) == 10
+
+
+def test_caller_arrays_untouched_and_copied():
+    keys = np.array([5, 3, 9], dtype=np.int64)
+    values = np.array([50, 30, 90])
+    idx = RMI(keys, values)
+    assert keys.tolist() == [5, 3, 9] and values.tolist() == [50, 30, 90]
+    assert keys.flags.writeable and values.flags.writeable
+    sorted_keys = np.array([1, 2, 3], dtype=np.int64)
+    idx = RMI(sorted_keys)
+    sorted_keys[0] = 100  # the default copy protects the index
+    assert idx.keys.tolist() == [1, 2, 3]
+    shared = RMI(sorted_keys[1:], copy=False)
+    assert np.shares_memory(shared.keys, sorted_keys) and sorted_keys.flags.writeable
+
+
+@pytest.mark.parametrize(
+    "keys, values, options, error, match",
+    [
+        (np.zeros((2, 2)), None, {}, ValueError, "keys must be 1-D"),
+        (np.array([1.0, np.nan]), None, {}, ValueError, "NaN"),
+        (np.array(["a", "b"]), None, {}, TypeError, "keys must have an integer or float dtype"),
+        (np.array([1, 2], dtype=object), None, {}, TypeError, "keys"),
+        (np.array([True, False]), None, {}, TypeError, "booleans"),
+        (np.array([1 + 1j]), None, {}, TypeError, "keys"),
+        (np.array(["2020-01-01"], dtype="datetime64[D]"), None, {}, TypeError, "view"),
+        ("abc", None, {}, TypeError, "keys"),
+        (np.array([2, 1]), None, {"assume_sorted": True}, ValueError, "not sorted"),
+        (np.array([1, 2]), np.array([1]), {}, ValueError, "values has length 1"),
+        (np.array([1, 2]), np.zeros((2, 2)), {}, ValueError, "values must be 1-D"),
+        (np.array([1, 2]), None, {"stages": ("nope", "linear")}, ValueError, "unknown stage model 'nope'"),
+        (np.array([1, 2]), None, {"stages": ("linear", "cubic")}, ValueError, "can only be the root"),
+        (np.array([1, 2]), None, {"stages": ("linear",)}, ValueError, "at least two stages"),
+        (np.array([1, 2]), None, {"stages": "linear"}, TypeError, "tuple of model names"),
+        (np.array([1, 2]), None, {"branching_factor": 0}, ValueError, "branching_factor"),
+        (np.array([1, 2]), None, {"branching_factor": (2, 3)}, ValueError, "one count per stage"),
+        (np.array([1, 2]), None, {"search": "magic"}, ValueError, "unknown search"),
+        (np.array([1, 2]), None, {"keys_per_leaf": 0}, ValueError, "keys_per_leaf"),
+        (np.array([1, 2]), None, {"parallel_threshold": -1}, ValueError, "parallel_threshold"),
+        (np.array([1, 2]), None, {"leaves": 4}, TypeError, "unknown options"),
+        (np.array([1, 2]), None, {"config": RMIConfig(), "search": "linear"}, TypeError, "not both"),
+        (np.array([1, 2]), None, {"config": {"search": "linear"}}, TypeError, "RMIConfig"),
+    ],
+)
+def test_bad_input_errors(keys, values, options, error, match):
+    with pytest.raises(error, match=match):
+        RMI(keys, values, **options)
+
+
+@pytest.mark.parametrize(
+    "query, error",
+    [
+        (float("nan"), ValueError),
+        (np.float32("nan"), ValueError),
+        (np.array([1.0, np.nan]), ValueError),
+        ("5", TypeError),
+        (None, TypeError),
+        (np.array(["a"]), TypeError),
+        (1 + 2j, TypeError),
+        ([1, "a"], TypeError),
+    ],
+)
+def test_bad_query_errors(query, error):
+    idx = RMI(np.array([1, 2, 3], dtype=np.uint64))
+    for method in (idx.lower_bound, idx.upper_bound, idx.contains, idx.get_batch):
+        with pytest.raises(error):
+            method(query)
+    if np.ndim(query) == 0 and not isinstance(query, list):
+        with pytest.raises(error):
+            idx.get(query)
+        with pytest.raises(error):
+            query in idx  # noqa: B015
+
+
+def test_check_index_catches_a_wrong_index():
+    """The conformance check itself must fail on an index that is off by one."""
+
+    class OffByOne(RMI):
+        def _search_array(self, queries, mode):
+            out = super()._search_array(queries, mode)
+            return np.minimum(out + (queries == queries.max()), len(self.keys))
+
+    with pytest.raises(AssertionError):
+        check_index(OffByOne, np.array([1, 2, 3], dtype=np.int64))
