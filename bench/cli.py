@@ -1,0 +1,131 @@
+"""``python -m bench``: learned vs classic indexes, memory and speed, in one command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import registry
+from .harness import measure
+from .report import table, write_files
+
+#: The embedded default: tens of millions of lognormal keys, made on the fly.
+DEFAULT_DATASET = "lognormal"
+DEFAULT_N = 20_000_000
+QUICK_N = 200_000
+
+
+def _count(text: str) -> int:
+    """Parse 1000, 1e6, 200K, 20M."""
+    t = text.strip().upper().replace("_", "")
+    scale = {"K": 10**3, "M": 10**6, "G": 10**9}.get(t[-1:], 1)
+    if scale > 1:
+        t = t[:-1]
+    try:
+        value = int(float(t) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r} (examples: 1000, 1e6, 200K, 20M)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a count must be >= 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark learned and classic indexes on the same lookups: build time, size, "
+                    "batch and scalar lower_bound speed. With no arguments: 20M lognormal uint64 keys "
+                    "plus the real key sets in ../shared/datasets when present.",
+    )
+    p.add_argument("--datasets", nargs="+", metavar="NAME_OR_PATH",
+                   help="generator names (lognormal, uniform_sparse, ...), real set names or SOSD "
+                        "files; default: lognormal plus the real sets")
+    p.add_argument("--n", type=_count, default=None, help=f"keys per generated dataset (default {DEFAULT_N:,})")
+    p.add_argument("--indexes", nargs="+", metavar="NAME",
+                   help="index names (default: all default variants); see --list")
+    p.add_argument("--lookups", type=_count, default=1_000_000, help="lookups per run (default 1M)")
+    p.add_argument("--negative-ratio", type=float, default=0.0, help="share of absent lookups (default 0)")
+    p.add_argument("--repeats", type=int, default=5, help="timed batch runs per index; the median is reported")
+    p.add_argument("--scalar-lookups", type=_count, default=100_000, help="Python-loop scalar calls timed")
+    p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the generated keys and the lookups")
+    p.add_argument("--out", type=Path, default=Path("results"), help="output directory (default ./results)")
+    p.add_argument("--no-real", action="store_true", help="skip the real key sets")
+    p.add_argument("--quick", action="store_true",
+                   help=f"smoke run: {QUICK_N:,} keys, 20K lookups, 2 repeats, no real sets by default")
+    p.add_argument("--list", action="store_true", help="list the index variants and exit")
+    return p
+
+
+def _load_datasets(args) -> list[tuple[str, np.ndarray]]:
+    import datasets
+
+    names = args.datasets or [DEFAULT_DATASET]
+    n = args.n if args.n is not None else (QUICK_N if args.quick else DEFAULT_N)
+    out = []
+    for name in names:
+        if name in datasets.GENERATORS:
+            out.append((f"{name}_{datasets.format_size(n)}_uint64", datasets.generate(name, n, args.seed)))
+        else:
+            path = datasets.resolve(name, seed=args.seed)
+            out.append((Path(path).name, datasets.read_sosd(path)))
+    if not args.datasets and not args.no_real and not args.quick:
+        for name, path in datasets.real_datasets().items():
+            out.append((name, datasets.read_sosd(path)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        specs, notes = registry.all_specs()
+        for s in specs:
+            print(f"{s.name:18} {s.family:8} {s.variant}{'' if s.default else '  (not in the default run)'}")
+        for note in notes:
+            print(note)
+        return 0
+    if args.quick:
+        args.lookups = min(args.lookups, 20_000)
+        args.repeats = min(args.repeats, 2)
+        args.scalar_lookups = min(args.scalar_lookups, 2_000)
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be >= 1")
+    if not 0.0 <= args.negative_ratio <= 1.0:
+        raise SystemExit("--negative-ratio must be in [0, 1]")
+
+    import numba
+    from tqdm import tqdm
+
+    import datasets
+
+    if args.threads:
+        numba.set_num_threads(args.threads)
+    specs, notes = registry.select(args.indexes)
+    started = time.perf_counter()
+    results = []
+    loaded = _load_datasets(args)
+    with tqdm(total=len(loaded) * len(specs), desc="bench", unit="index", file=sys.stderr,
+              disable=None) as progress:
+        for name, keys in loaded:
+            queries, expected = datasets.make_workload(keys, args.lookups, seed=args.seed,
+                                                       negative_ratio=args.negative_ratio)
+            rows = []
+            for spec in specs:
+                progress.set_postfix_str(f"{name}: {spec.name}")
+                rows.append(measure(spec, name, keys, queries, expected, repeats=args.repeats,
+                                    scalar_lookups=args.scalar_lookups))
+                progress.update()
+            results += rows
+            tqdm.write(table(rows) + "\n", file=sys.stdout)
+    for note in notes:
+        print(f"note: {note}")
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    settings["elapsed_s"] = round(time.perf_counter() - started, 1)
+    paths = write_files(results, args.out, settings, notes)
+    print(f"wrote {', '.join(str(p) for p in paths)} in {settings['elapsed_s']} s")
+    wrong = [r for r in results if r.note.startswith("WRONG")]
+    return 1 if wrong else 0

@@ -1,0 +1,171 @@
+"""Measure indexes SOSD's way: same seeded lookups for all, every timed answer validated.
+
+For each index on a key set: compile (a build and a lookup on a tiny key set of the same dtype,
+timed apart), build (wall time and peak resident memory), the first lookup call after the build,
+then the batch ``lower_bound`` over the whole workload ``repeats`` times (median reported) and
+a Python loop of scalar ``lower_bound(int)`` calls. Every timed run's answers are compared with
+the expected answers; an index that answers wrong gets no time at all.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .registry import IndexSpec
+
+#: A timed batch run longer than this is not repeated (slow Python structures).
+SLOW_RUN_S = 2.0
+
+
+@dataclass
+class Result:
+    """One row of the results: an index measured on a dataset."""
+
+    dataset: str
+    index: str
+    family: str
+    variant: str
+    n_keys: int
+    key_bytes: int
+    n_lookups: int = 0
+    build_s: float | None = None
+    compile_s: float | None = None
+    first_call_ms: float | None = None
+    index_bytes: int | None = None
+    key_copy_bytes: int | None = None
+    batch_ns: float | None = None
+    batch_runs: int = 0
+    scalar_ns: float | None = None
+    peak_build_mb: float | None = None
+    note: str = ""
+
+    @property
+    def total_bytes(self) -> int | None:
+        if self.index_bytes is None:
+            return None
+        return self.index_bytes + (self.key_copy_bytes or 0)
+
+    def as_dict(self) -> dict:
+        row = asdict(self)
+        row["total_bytes"] = self.total_bytes
+        row["index_pct_of_keys"] = (
+            100.0 * self.index_bytes / self.key_bytes if self.index_bytes is not None and self.key_bytes else None
+        )
+        return row
+
+
+class PeakRSS:
+    """Peak resident memory above the starting point while the block runs (Linux /proc)."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.peak_mb: float | None = None
+
+    @staticmethod
+    def _rss_mb() -> float | None:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def __enter__(self):
+        self._start = self._rss_mb()
+        self._max = self._start
+        self._stop = threading.Event()
+        if self._start is not None:
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def _poll(self):
+        while not self._stop.wait(self.interval):
+            now = self._rss_mb()
+            if now is not None and now > self._max:
+                self._max = now
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._start is not None:
+            self._thread.join()
+            now = self._rss_mb()
+            self.peak_mb = max(self._max, now or 0.0) - self._start
+        return False
+
+
+def _compile(spec: IndexSpec, dtype: np.dtype) -> float:
+    """Build and query a tiny index of the same dtype: JIT compilation (or cache loading)."""
+    tiny = np.arange(1, 65, dtype=dtype)
+    start = time.perf_counter()
+    idx = spec.factory(tiny)
+    idx.lower_bound(tiny[:3])
+    idx.lower_bound(int(tiny[1]) if dtype.kind in "iu" else float(tiny[1]))
+    return time.perf_counter() - start
+
+
+def measure(spec: IndexSpec, dataset: str, keys: np.ndarray, queries: np.ndarray, expected: np.ndarray,
+            repeats: int = 5, scalar_lookups: int = 100_000) -> Result:
+    """Measure one index on one key set; see the module docstring. Never raises for the index's
+    own failures: they are recorded in ``Result.note``."""
+    result = Result(dataset, spec.name, spec.family, spec.variant, len(keys), keys.nbytes, len(queries))
+    if spec.max_keys is not None and len(keys) > spec.max_keys:
+        result.note = f"skipped: {len(keys):,} keys > {spec.max_keys:,} (one Python object per key)"
+        return result
+    try:
+        result.compile_s = _compile(spec, keys.dtype)
+        gc.collect()
+        with PeakRSS() as peak:
+            start = time.perf_counter()
+            idx = spec.factory(keys)
+            result.build_s = time.perf_counter() - start
+        result.peak_build_mb = peak.peak_mb
+        result.index_bytes = int(idx.size_in_bytes())
+        copy = getattr(idx, "key_copy_bytes", None)
+        result.key_copy_bytes = int(copy()) if callable(copy) else 0
+
+        start = time.perf_counter()
+        idx.lower_bound(queries[:1])
+        result.first_call_ms = (time.perf_counter() - start) * 1e3
+
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter_ns()
+            answers = idx.lower_bound(queries)
+            elapsed = time.perf_counter_ns() - start
+            if not np.array_equal(answers, expected):
+                bad = int(np.flatnonzero(answers != expected)[0])
+                result.note = (f"WRONG ANSWERS: lower_bound({queries[bad]!r}) = {answers[bad]}, "
+                               f"expected {expected[bad]}; no time reported")
+                return result
+            times.append(elapsed)
+            if elapsed > SLOW_RUN_S * 1e9:
+                break
+        result.batch_ns = float(np.median(times)) / max(1, len(queries))
+        result.batch_runs = len(times)
+
+        count = min(scalar_lookups, len(queries))
+        as_python = queries[:count].tolist()
+        lookup = idx.lower_bound
+        start = time.perf_counter_ns()
+        total = 0
+        for q in as_python:
+            total += lookup(q)
+        elapsed = time.perf_counter_ns() - start
+        if total != int(expected[:count].sum()):
+            result.note = "WRONG ANSWERS from scalar lower_bound; no scalar time reported"
+        elif count:
+            result.scalar_ns = elapsed / count
+        del idx
+    except MemoryError:
+        result.note = "skipped: out of memory"
+    except (TypeError, ValueError) as exc:
+        result.note = f"not applicable: {exc}"
+    finally:
+        gc.collect()
+    return result

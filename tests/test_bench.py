@@ -1,0 +1,59 @@
+"""The benchmark harness: a --quick smoke run, answer validation, and its output files."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from bench import registry
+from bench.cli import main
+from bench.harness import measure
+from bench.registry import IndexSpec
+from learnedidx import RMI
+
+
+def test_quick_run_writes_every_output(tmp_path, capsys):
+    code = main(["--quick", "--n", "50K", "--lookups", "5000", "--out", str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "lognormal_50K_uint64" in out and "RMI" in out
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    names = {r["index"] for r in rows}
+    default_names = {s.name for s in registry.select(None)[0]}
+    assert names == default_names
+    for r in rows:
+        assert not r["note"].startswith("WRONG"), r
+        if r["index"].startswith("RMI"):
+            assert float(r["batch_ns"]) > 0 and float(r["scalar_ns"]) > 0 and int(r["index_bytes"]) > 0
+    meta = json.load(open(tmp_path / "results.json"))
+    assert meta["machine"]["numba"] and meta["settings"]["quick"] is True
+    assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_wrong_index_gets_no_time():
+    class Wrong(RMI):
+        def _search_array(self, queries, mode):
+            return super()._search_array(queries, mode) + 1
+
+    keys = np.arange(0, 3000, 3, dtype=np.uint64)
+    queries = keys[::7].copy()
+    expected = np.searchsorted(keys, queries)
+    result = measure(IndexSpec("Wrong", "learned", Wrong), "tiny", keys, queries, expected, repeats=2)
+    assert result.batch_ns is None and result.note.startswith("WRONG ANSWERS")
+    good = measure(IndexSpec("RMI", "learned", RMI), "tiny", keys, queries, expected, repeats=2)
+    assert good.batch_ns > 0 and good.note == "" and good.batch_runs == 2
+
+
+def test_object_structures_are_skipped_with_a_note():
+    spec = IndexSpec("Huge", "python", RMI, max_keys=10)
+    keys = np.arange(100, dtype=np.uint64)
+    result = measure(spec, "tiny", keys, keys, np.arange(100), repeats=1)
+    assert result.batch_ns is None and result.note.startswith("skipped: 100 keys > 10")
+
+
+def test_unknown_index_name():
+    with pytest.raises(ValueError, match="unknown index 'nope'"):
+        registry.select(["nope"])
