@@ -30,11 +30,11 @@ def _rmi(**options):
 
 
 RMI_VARIANTS = [
-    IndexSpec("RMI", "learned", _rmi(), "default: cubic,linear,linear; 128 keys/leaf"),
-    IndexSpec("RMI-compact", "learned", _rmi(keys_per_leaf=2048), "cubic,linear,linear; 2048 keys/leaf"),
-    IndexSpec("RMI-fast", "learned", _rmi(keys_per_leaf=32), "cubic,linear,linear; 32 keys/leaf"),
-    IndexSpec("RMI-2stage", "learned", _rmi(stages=("cubic", "linear")), "cubic,linear; 128 keys/leaf"),
-    IndexSpec("RMI-linear", "learned", _rmi(stages=("linear", "linear")), "linear,linear; 128 keys/leaf",
+    IndexSpec("RMI", "learned", _rmi(), "default: linear,linear,linear; 128 keys/leaf"),
+    IndexSpec("RMI-compact", "learned", _rmi(keys_per_leaf=2048), "linear x3; 2048 keys/leaf"),
+    IndexSpec("RMI-fast", "learned", _rmi(keys_per_leaf=32), "linear x3; 32 keys/leaf"),
+    IndexSpec("RMI-2stage", "learned", _rmi(stages=("linear", "linear")), "linear,linear; 128 keys/leaf"),
+    IndexSpec("RMI-cubic", "learned", _rmi(stages=("cubic", "linear", "linear")), "cubic,linear,linear",
               default=False),
     IndexSpec("RMI-radix", "learned", _rmi(stages=("radix", "linear")), "radix,linear; 128 keys/leaf"),
 ]

@@ -117,26 +117,38 @@ def predict_window(meta, params, q):
     return pos, lo, hi
 
 
+def successor(q):
+    """The smallest value of q's type above q (q must not be the type's largest value)."""
+
+
+@overload(successor, jit_options=_JIT)
+def _successor_impl(q):
+    if isinstance(q, types.Integer):
+        ty = q
+        return lambda q: ty(q + ty(1))
+    return lambda q: np.nextafter(q, np.inf)
+
+
 @njit(inline="always", **_JIT)
 def lookup_one(meta, params, keys, q, mode):
-    """Exact answer for one query: mode 0 lower_bound, 1 upper_bound, 2 find (index or -1)."""
+    """Exact answer for one query: mode 0 lower_bound, 1 upper_bound, 2 find (index or -1).
+
+    ``upper_bound(q)`` is ``lower_bound(successor(q))``: no key lies strictly between the two,
+    so one kind of window (around lower bounds) serves both, however long the runs of
+    duplicates are.
+    """
     n = keys.shape[0]
-    right = mode == 1
     if n == 0:
         return -1 if mode == 2 else 0
-    if right:
+    if mode == 1:
         if keys[n - 1] <= q:
             return n
-        if keys[0] > q:
-            return 0
-    else:
-        if keys[n - 1] < q:
-            return -1 if mode == 2 else n
-        if keys[0] >= q:
-            return finish(keys, q, 0, mode)
+        q = successor(q)
+    elif keys[n - 1] < q:
+        return -1 if mode == 2 else n
+    if keys[0] >= q:
+        return finish(keys, q, 0, mode)
     pos, lo, hi = predict_window(meta, params, q)
-    if right:
-        return search_window(keys, q, pos, lo, hi, True, meta[2])
     return finish(keys, q, search_window(keys, q, pos, lo, hi, False, meta[2]), mode)
 
 
@@ -200,6 +212,8 @@ def fit_linear_stage(meta, params, keys, stage, m, target_scale, spline):
     last_y = np.zeros(m)
     for i in range(n):
         q = keys[i]
+        if i > 0 and keys[i - 1] == q:
+            continue  # a run of duplicates is one point: its first position
         j = route(meta, params, pbits, q, stage)
         if counts[j] == 0:
             anchors[j] = q
@@ -251,9 +265,10 @@ def _anchor_bits_impl(a):
 def leaf_errors(meta, params, keys):
     """Error bounds of every leaf, from the trained models, exactly as inference computes them.
 
-    For each distinct key k routed to leaf j with predicted position p: ``lo_j <= lb(k) - p`` and
-    ``ub(k) - p <= hi_j``, where lb/ub are k's first position and one past its last. So the
-    window brackets the lower and the upper bound of every present key.
+    For each distinct key k routed to leaf j with predicted position p:
+    ``lo_j <= lb(k) - p < hi_j``, where lb(k) is k's first position. So the window
+    ``[p + lo, p + hi]`` brackets ``lb(k)`` and ``lb(k) + 1`` (the answer for a query just above
+    k when k is unique) of every present key.
     Complexity O(n * stages).
 
     Returns:
@@ -279,7 +294,7 @@ def leaf_errors(meta, params, keys):
         base = meta[rec + 2] + leaf * LINEAR_WIDTH
         pos = _clamp_index(_model_output(params, pbits, KIND_LINEAR, base, q), n)
         e_lo = a - pos
-        e_hi = b - pos
+        e_hi = a + 1 - pos
         if not seen[leaf]:
             seen[leaf] = True
             lo[leaf] = e_lo
