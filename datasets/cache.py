@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 ENV_DATA_DIR = "LEARNEDIDX_DATA_DIR"
@@ -67,7 +67,7 @@ def write_sidecar(data_path: str | os.PathLike, meta: dict) -> Path:
     Raises TypeError if meta is not JSON-serialisable, OSError on I/O failure.
     """
     path = sidecar_path(data_path)
-    text = json.dumps({**meta, "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2)
+    text = json.dumps({**meta, "created_utc": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
         tmp.write_text(text + "\n", encoding="utf-8")

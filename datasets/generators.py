@@ -37,7 +37,7 @@ piecewise       up to 32 key-range slices, each linear (easy), lognormal or
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -109,7 +109,7 @@ def _sorted_unique(draw: Draw, rng: np.random.Generator, n: int) -> np.ndarray:
         pool, pool_at = pool[order], pool_at[order]
         fresh_mask = _first_of_runs(pool)
         pool, pool_at = pool[fresh_mask], pool_at[fresh_mask]
-    else:
+    if pool.size < missing:
         raise RuntimeError(f"could not draw {n} distinct keys: the distribution is too narrow for that many")
     if pool.size > missing:
         pick = np.sort(rng.choice(pool.size, size=missing, replace=False))
@@ -289,7 +289,7 @@ def piecewise(n: int, seed: int = 42) -> np.ndarray:
     kinds = rng.choice(3, size=slices, p=[0.5, 0.25, 0.25])
     width = 2**63 // slices
     parts = []
-    for s, (m, kind) in enumerate(zip(sizes.tolist(), kinds.tolist())):
+    for s, (m, kind) in enumerate(zip(sizes.tolist(), kinds.tolist(), strict=True)):
         if m == 0:
             continue
         base = np.uint64(s * width)

@@ -21,7 +21,7 @@ import importlib.metadata
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -121,7 +121,7 @@ SOSD_DATASETS: dict[str, SosdDataset] = {
 
 
 def sosd_search_dirs() -> list[Path]:
-    """Folders searched for SOSD files: each entry of ``$LEARNEDIDX_SOSD_DIR`` (os.pathsep-separated), then ``<cache>/sosd``."""
+    """Folders searched for SOSD files: ``$LEARNEDIDX_SOSD_DIR`` entries (os.pathsep-separated), then the cache's."""
     dirs = [Path(p).expanduser() for p in os.environ.get(ENV_SOSD, "").split(os.pathsep) if p.strip()]
     with contextlib.suppress(ModuleNotFoundError):
         dirs.append(sosd_cache_dir())

@@ -228,7 +228,8 @@ def write_counted(path: str | os.PathLike, records: np.ndarray) -> Path:
     records = np.ascontiguousarray(records)
     directory = path.parent
     if not directory.is_dir():
-        raise FileNotFoundError(errno.ENOENT, f"directory for {path.name} does not exist (create it first)", str(directory))
+        message = f"directory for {path.name} does not exist (create it first)"
+        raise FileNotFoundError(errno.ENOENT, message, str(directory))
     tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
     # O_EXCL: never clobber another writer's temporary file; mode 0o666 lets the umask apply.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)

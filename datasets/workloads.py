@@ -13,8 +13,8 @@
   representable (for float64 keys those two are limited to one key-span beyond
   the extremes). A query picks a gap uniformly, then a value uniformly inside
   it, so absent lookups follow the key distribution rather than the gap sizes;
-* queries are shuffled (seeded) and ``answers = np.searchsorted(keys, queries,
-  "left")`` as int64: the position of the first key >= the query.
+* queries are shuffled (seeded) and ``answers`` equal ``np.searchsorted(keys,
+  queries, "left")`` as int64: the position of the first key >= the query.
 
 Saved workloads are counted files like SOSD's: a little-endian uint64 count,
 then 16-byte records ``(key, answer)``: the key (of the data set's dtype,
@@ -37,6 +37,7 @@ from .sosd import SUPPORTED_DTYPES, dtype_name, format_size, read_counted, write
 
 _WORKLOAD_NAME = re.compile(rf"_(?P<dtype>{'|'.join(SUPPORTED_DTYPES)})_equality_lookups_\d+[KM]?(?:_neg[0-9.]+pct)?$")
 _SIGN_BIT = np.uint64(1 << 63)
+_CHUNK = 1 << 20  # gap slots per streaming step
 
 
 def lookup_record_dtype(key_dtype: str | np.dtype) -> np.dtype:
@@ -69,42 +70,67 @@ def _from_ordered_u64(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return (values ^ _SIGN_BIT).view(np.int64).astype(dtype)
 
 
-def _absent_integers(distinct: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` values of distinct's integer dtype that are not in ``distinct`` (O(n + count))."""
-    info = np.iinfo(distinct.dtype)
-    lo_all, hi_all = _to_ordered_u64(np.array([info.min, info.max], dtype=distinct.dtype))
-    d = _to_ordered_u64(distinct)
-    inner = np.flatnonzero(d[1:] - d[:-1] >= np.uint64(2))
-    lows = [d[inner] + np.uint64(1)]
-    highs = [d[inner + 1] - np.uint64(1)]
-    if d[0] > lo_all:
-        lows.append(np.array([lo_all]))
-        highs.append(d[:1] - np.uint64(1))
-    if d[-1] < hi_all:
-        lows.append(d[-1:] + np.uint64(1))
-        highs.append(np.array([hi_all]))
-    low, high = np.concatenate(lows), np.concatenate(highs)
-    if low.size == 0:
-        raise ValueError("keys: every value of the dtype is a key, so no absent lookups exist; use negative_ratio=0")
-    gap = rng.integers(0, low.size, size=count)
-    values = rng.integers(low[gap], high[gap], endpoint=True, dtype=np.uint64)
-    return _from_ordered_u64(values, distinct.dtype)
+def _float_gap_usable(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether some float64 lies strictly between a and b (both finite)."""
+    with np.errstate(over="ignore"):  # nextafter(max float) is inf: then no room anyway
+        return np.isfinite(a) & np.isfinite(b) & (np.nextafter(a, np.inf) < b)
 
 
-def _absent_floats(distinct: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` float64 values strictly between or beyond the distinct keys (O(n + count))."""
-    span = max(float(distinct[-1]) - float(distinct[0]), 1.0)
-    a = np.concatenate(([distinct[0] - span], distinct))
-    b = np.concatenate((distinct, [distinct[-1] + span]))
-    first_inside = np.nextafter(a, np.inf)
-    last_inside = np.nextafter(b, -np.inf)
-    usable = np.flatnonzero(np.isfinite(a) & np.isfinite(b) & (first_inside < b))
-    if usable.size == 0:
-        raise ValueError("keys: no float64 value lies between or beyond them; use negative_ratio=0")
-    gap = usable[rng.integers(0, usable.size, size=count)]
-    t = rng.random(count)
-    values = a[gap] * (1.0 - t) + b[gap] * t  # interpolation cannot overflow
-    return np.clip(values, first_inside[gap], last_inside[gap])
+def _sample_gaps(distinct: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Uniformly chosen usable gap slots and a value inside each (O(D) in two chunked passes, O(count) memory).
+
+    Slot k is the gap just below distinct[k]; slot D (= distinct.size) is
+    above the maximum. Returns (slots, values): a value strictly inside each
+    chosen gap. Raises ValueError if no gap has room for a value.
+    """
+    d = distinct
+    size = d.size
+    is_float = d.dtype.kind == "f"
+    if is_float:
+        span = max(float(d[-1]) - float(d[0]), 1.0)
+        with np.errstate(over="ignore"):  # an infinite end range is simply unusable
+            outer_lo, outer_hi = np.float64(d[0]) - span, np.float64(d[-1]) + span
+        ends_ok = bool(_float_gap_usable(outer_lo, d[0])), bool(_float_gap_usable(d[-1], outer_hi))
+    else:
+        info = np.iinfo(d.dtype)
+        outer_lo, outer_hi = _to_ordered_u64(np.array([info.min, info.max], dtype=d.dtype))
+        ends_ok = bool(_to_ordered_u64(d[:1])[0] > outer_lo), bool(_to_ordered_u64(d[-1:])[0] < outer_hi)
+
+    def usable(lo: int, hi: int) -> np.ndarray:  # interior slots lo..hi-1 (1 <= lo)
+        if is_float:
+            return _float_gap_usable(d[lo - 1 : hi - 1], d[lo:hi])
+        u = _to_ordered_u64(d[lo - 1 : hi])
+        return u[1:] - u[:-1] >= np.uint64(2)
+
+    chunks = [(lo, min(size, lo + _CHUNK)) for lo in range(1, size, _CHUNK)]
+    counts = np.array([np.count_nonzero(usable(lo, hi)) for lo, hi in chunks], dtype=np.int64)
+    ends = np.array([k for k, ok in zip((0, size), ends_ok, strict=True) if ok], dtype=np.int64)
+    first_rank = np.concatenate(([0], np.cumsum(counts)))
+    total = int(first_rank[-1]) + ends.size
+    if total == 0:
+        raise ValueError("keys: no value of their dtype lies between or beyond them, so none is absent")
+    # Sorted ranks among usable slots map chunk by chunk onto slot numbers.
+    ranks = np.sort(rng.integers(0, total, size=count))
+    cut = np.searchsorted(ranks, first_rank)
+    slots = np.empty(count, dtype=np.int64)
+    for c, (lo, hi) in enumerate(chunks):
+        if cut[c] < cut[c + 1]:
+            slots[cut[c] : cut[c + 1]] = np.flatnonzero(usable(lo, hi))[ranks[cut[c] : cut[c + 1]] - first_rank[c]] + lo
+    slots[cut[-1] :] = ends[ranks[cut[-1] :] - first_rank[-1]]
+
+    below = d[np.maximum(slots - 1, 0)]
+    above = d[np.minimum(slots, size - 1)]
+    if is_float:
+        a = np.where(slots == 0, outer_lo, below)
+        b = np.where(slots == size, outer_hi, above)
+        t = rng.random(count)
+        values = a * (1.0 - t) + b * t  # interpolation cannot overflow
+        return slots, np.clip(values, np.nextafter(a, np.inf), np.nextafter(b, -np.inf))
+    # Bounds in the order-preserving uint64 space; wrapped values at the ends are discarded by where().
+    low = np.where(slots == 0, outer_lo, _to_ordered_u64(below) + np.uint64(1))
+    high = np.where(slots == size, outer_hi, _to_ordered_u64(above) - np.uint64(1))
+    values = rng.integers(low, high, endpoint=True, dtype=np.uint64)
+    return slots, _from_ordered_u64(values, d.dtype)
 
 
 def make_workload(
@@ -112,7 +138,10 @@ def make_workload(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded lookup queries over sorted ``keys`` and their lower-bound answers (see module doc).
 
-    O(n) to find distinct keys and gaps, plus O(m log n) for m lookups.
+    Answers come from how each query was made (the first position of its key,
+    or of the key just above its gap), which equals np.searchsorted(keys,
+    query, "left") without its cache-missing binary searches: O(n) streaming
+    passes over the keys plus O(m log m) for m lookups.
     Returns (queries of keys' dtype, int64 answers). Raises ValueError for
     unsorted, empty, non-1-D, NaN-containing or unsupported keys, negative
     n_lookups, or a negative_ratio outside [0, 1].
@@ -132,18 +161,28 @@ def make_workload(
     if not (keys[1:] >= keys[:-1]).all():
         raise ValueError("keys: not sorted in non-decreasing order; sort them first (np.sort)")
     fresh = np.concatenate(([True], keys[1:] != keys[:-1]))
-    distinct = keys if fresh.all() else keys[fresh]
+    if fresh.all():
+        distinct, first_position = keys, None  # distinct key i sits at position i
+    else:
+        first_position = np.flatnonzero(fresh)
+        distinct = keys[first_position]
+    del fresh
+
+    def position(k: np.ndarray) -> np.ndarray:  # position of distinct key k; k == D means past the end
+        if first_position is None:
+            return k
+        return np.where(k < distinct.size, first_position[np.minimum(k, distinct.size - 1)], keys.size)
+
     rng = np.random.default_rng(seed)
     n_absent = int(round(n_lookups * negative_ratio))
-    present = distinct[rng.integers(0, distinct.size, size=n_lookups - n_absent)]
+    picked = rng.integers(0, distinct.size, size=n_lookups - n_absent)
+    queries, answers = distinct[picked], position(picked)
     if n_absent:
-        absent = (_absent_floats if keys.dtype.kind == "f" else _absent_integers)(distinct, n_absent, rng)
-        queries = np.concatenate((present, absent.astype(keys.dtype)))
-    else:
-        queries = present
-    queries = queries[rng.permutation(queries.size)]
-    answers = np.searchsorted(keys, queries, side="left").astype(np.int64)
-    return queries, answers
+        slots, absent = _sample_gaps(distinct, n_absent, rng)
+        queries = np.concatenate((queries, absent.astype(keys.dtype)))
+        answers = np.concatenate((answers, position(slots)))
+    order = rng.permutation(n_lookups)
+    return queries[order], answers[order].astype(np.int64, copy=False)
 
 
 def verify_workload(keys: np.ndarray, queries: np.ndarray, answers: np.ndarray) -> None:
