@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from ._prefetch import prefetch
 from ._search import finish, search_window
 
 KIND_LINEAR = 0  #: record [anchor, slope, intercept, errors]; linear, linear_spline and radix
@@ -31,6 +32,8 @@ META_STRIDE = 4
 LINEAR_WIDTH = 4
 CUBIC_WIDTH = 6
 ERROR_SLOT = 3  #: slot of a leaf (linear) record holding its two int32 error bounds
+GROUP = 32  #: lookups interleaved in lock-step by the batch kernels
+CHUNK = 4096  #: queries per parallel task
 
 _JIT = dict(nogil=True, cache=True)
 
@@ -96,15 +99,12 @@ def route(meta, params, pbits, q, stage):
 
 
 @njit(inline="always", **_JIT)
-def predict_window(meta, params, q):
-    """``(pos, lo, hi)``: predicted position of q and the window ``[lo, hi]`` that brackets it."""
+def leaf_window(meta, params, q, leaf):
+    """``(pos, lo, hi)`` from the leaf model q was routed to; ``[lo, hi]`` lies within [0, n]."""
     pbits = params.view(np.int64)
     perr = params.view(np.int32)
-    last = meta[0] - 1
     n = meta[1]
-    leaf = route(meta, params, pbits, q, last)
-    rec = META_HEADER + META_STRIDE * last
-    base = meta[rec + 2] + leaf * LINEAR_WIDTH
+    base = meta[META_HEADER + META_STRIDE * (meta[0] - 1) + 2] + leaf * LINEAR_WIDTH
     pos = _clamp_index(_model_output(params, pbits, KIND_LINEAR, base, q), n)
     lo = pos + perr[2 * (base + ERROR_SLOT)]
     hi = pos + perr[2 * (base + ERROR_SLOT) + 1]
@@ -117,6 +117,13 @@ def predict_window(meta, params, q):
     return pos, lo, hi
 
 
+@njit(inline="always", **_JIT)
+def predict_window(meta, params, q):
+    """``(pos, lo, hi)``: predicted position of q and the window ``[lo, hi]`` that brackets it."""
+    leaf = route(meta, params, params.view(np.int64), q, meta[0] - 1)
+    return leaf_window(meta, params, q, leaf)
+
+
 def successor(q):
     """The smallest value of q's type above q (q must not be the type's largest value)."""
 
@@ -126,12 +133,17 @@ def _successor_impl(q):
     if isinstance(q, types.Integer):
         ty = q
         return lambda q: ty(q + ty(1))
-    return lambda q: np.nextafter(q, np.inf)
+    fty = q
+    return lambda q: np.nextafter(q, fty(np.inf))
+
+
+NEEDS_SEARCH = -9  #: marker of :func:`prepare_query`: the answer needs the model and a search
 
 
 @njit(inline="always", **_JIT)
-def lookup_one(meta, params, keys, q, mode):
-    """Exact answer for one query: mode 0 lower_bound, 1 upper_bound, 2 find (index or -1).
+def prepare_query(keys, q, mode):
+    """``(query, answer)``: the answer when the ends of the key array decide it, else
+    ``NEEDS_SEARCH`` and the query for a left search.
 
     ``upper_bound(q)`` is ``lower_bound(successor(q))``: no key lies strictly between the two,
     so one kind of window (around lower bounds) serves both, however long the runs of
@@ -139,15 +151,24 @@ def lookup_one(meta, params, keys, q, mode):
     """
     n = keys.shape[0]
     if n == 0:
-        return -1 if mode == 2 else 0
+        return q, (-1 if mode == 2 else 0)
     if mode == 1:
         if keys[n - 1] <= q:
-            return n
+            return q, n
         q = successor(q)
     elif keys[n - 1] < q:
-        return -1 if mode == 2 else n
+        return q, (-1 if mode == 2 else n)
     if keys[0] >= q:
-        return finish(keys, q, 0, mode)
+        return q, finish(keys, q, 0, mode)
+    return q, NEEDS_SEARCH
+
+
+@njit(inline="always", **_JIT)
+def lookup_one(meta, params, keys, q, mode):
+    """Exact answer for one query: mode 0 lower_bound, 1 upper_bound, 2 find (index or -1)."""
+    q, answer = prepare_query(keys, q, mode)
+    if answer != NEEDS_SEARCH:
+        return answer
     pos, lo, hi = predict_window(meta, params, q)
     return finish(keys, q, search_window(keys, q, pos, lo, hi, False, meta[2]), mode)
 
@@ -169,11 +190,77 @@ def lookup_batch(meta, params, keys, queries, out, mode):
 def lookup_batch_parallel(meta, params, keys, queries, out, mode):
     """:func:`lookup_batch` split into contiguous chunks over the Numba thread pool."""
     m = queries.shape[0]
-    chunk = 4096
-    for c in prange((m + chunk - 1) // chunk):
-        end = min(m, (c + 1) * chunk)
-        for i in range(c * chunk, end):
+    for c in prange((m + CHUNK - 1) // CHUNK):
+        end = min(m, (c + 1) * CHUNK)
+        for i in range(c * CHUNK, end):
             out[i] = lookup_one(meta, params, keys, queries[i], mode)
+
+
+@njit(inline="always", **_JIT)
+def _lookup_range_interleaved(meta, params, keys, queries, out, mode, start, end, qbuf, leaf, pos, lo, hi):
+    """Answer ``queries[start:end]`` in groups of GROUP lookups that advance in lock-step.
+
+    Phase 1 routes every query of the group through the cache-resident upper stages and
+    prefetches its leaf record; phase 2 computes the windows and prefetches their key lines;
+    phase 3 searches. Each phase's memory accesses were requested one phase earlier, so a
+    group waits on DRAM about once instead of once per lookup.
+    """
+    n = keys.shape[0]
+    last = meta[0] - 1
+    leaf_base = meta[META_HEADER + META_STRIDE * last + 2]
+    pbits = params.view(np.int64)
+    for g in range(start, end, GROUP):
+        stop = min(end, g + GROUP)
+        for i in range(g, stop):
+            k = i - g
+            q, answer = prepare_query(keys, queries[i], mode)
+            if answer != NEEDS_SEARCH:
+                out[i] = answer
+                leaf[k] = -1
+                continue
+            qbuf[k] = q
+            j = route(meta, params, pbits, q, last)
+            leaf[k] = j
+            prefetch(params, leaf_base + j * LINEAR_WIDTH)
+        for k in range(stop - g):
+            if leaf[k] < 0:
+                continue
+            p, a, b = leaf_window(meta, params, qbuf[k], leaf[k])
+            pos[k] = p
+            lo[k] = a
+            hi[k] = b
+            prefetch(keys, min(a, n - 1))
+            prefetch(keys, min((a + b) >> 1, n - 1))
+            prefetch(keys, max(b - 1, 0))
+        for k in range(stop - g):
+            if leaf[k] >= 0:
+                q = qbuf[k]
+                out[g + k] = finish(keys, q, search_window(keys, q, pos[k], lo[k], hi[k], False, meta[2]), mode)
+
+
+@njit(**_JIT)
+def lookup_batch_interleaved(meta, params, keys, queries, out, mode):
+    """:func:`lookup_batch` with GROUP lookups interleaved and prefetched. Same answers."""
+    qbuf = np.empty(GROUP, dtype=keys.dtype)
+    leaf = np.empty(GROUP, dtype=np.int64)
+    pos = np.empty(GROUP, dtype=np.int64)
+    lo = np.empty(GROUP, dtype=np.int64)
+    hi = np.empty(GROUP, dtype=np.int64)
+    _lookup_range_interleaved(meta, params, keys, queries, out, mode, 0, queries.shape[0], qbuf, leaf, pos, lo, hi)
+
+
+@njit(parallel=True, **_JIT)
+def lookup_batch_interleaved_parallel(meta, params, keys, queries, out, mode):
+    """:func:`lookup_batch_interleaved` split into chunks over the Numba thread pool."""
+    m = queries.shape[0]
+    for c in prange((m + CHUNK - 1) // CHUNK):
+        qbuf = np.empty(GROUP, dtype=keys.dtype)
+        leaf = np.empty(GROUP, dtype=np.int64)
+        pos = np.empty(GROUP, dtype=np.int64)
+        lo = np.empty(GROUP, dtype=np.int64)
+        hi = np.empty(GROUP, dtype=np.int64)
+        _lookup_range_interleaved(meta, params, keys, queries, out, mode, c * CHUNK, min(m, (c + 1) * CHUNK),
+                                  qbuf, leaf, pos, lo, hi)
 
 
 @njit(**_JIT)

@@ -44,6 +44,10 @@ class RMIConfig:
             but a few leaves are bad).
         parallel_threshold: batches of at least this many queries use every Numba thread;
             smaller ones run in the calling thread (starting threads costs microseconds).
+        interleaved: batch kernels advance 32 lookups in lock-step and prefetch each one's
+            leaf record and key lines before they are needed, so the lookups wait on memory
+            together instead of one after another (several times faster on key sets larger
+            than the cache). False runs one lookup after another, as a scalar loop would.
     """
 
     stages: tuple = ("linear", "linear", "linear")
@@ -51,6 +55,7 @@ class RMIConfig:
     keys_per_leaf: int = 128
     search: str = "binary"
     parallel_threshold: int = 1 << 14
+    interleaved: bool = True
 
     def __post_init__(self):
         stages = self.stages
@@ -78,6 +83,8 @@ class RMIConfig:
             raise ValueError(f"keys_per_leaf must be a positive int, got {self.keys_per_leaf!r}")
         if self.search not in SEARCHES:
             raise ValueError(f"unknown search {self.search!r}; choose from {sorted(SEARCHES)}")
+        if not isinstance(self.interleaved, bool):
+            raise TypeError(f"interleaved must be True or False, got {self.interleaved!r}")
         if isinstance(self.parallel_threshold, bool) or not isinstance(self.parallel_threshold, (int, np.integer)) or self.parallel_threshold < 1:
             raise ValueError(f"parallel_threshold must be a positive int, got {self.parallel_threshold!r}")
 
@@ -186,10 +193,12 @@ class RMI(KeyValueIndex):
 
     def _search_array(self, queries, mode):
         out = np.empty(len(queries), dtype=np.int64)
-        if len(queries) >= self.config.parallel_threshold and numba.get_num_threads() > 1:
-            K.lookup_batch_parallel(self._meta, self._params, self._keys, queries, out, mode)
+        parallel = len(queries) >= self.config.parallel_threshold and numba.get_num_threads() > 1
+        if self.config.interleaved:
+            kernel = K.lookup_batch_interleaved_parallel if parallel else K.lookup_batch_interleaved
         else:
-            K.lookup_batch(self._meta, self._params, self._keys, queries, out, mode)
+            kernel = K.lookup_batch_parallel if parallel else K.lookup_batch
+        kernel(self._meta, self._params, self._keys, queries, out, mode)
         return out
 
     def _search_scalar(self, q, mode):

@@ -15,13 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # datasets/ is a repository-root package, not installed
-    sys.path.insert(0, str(ROOT))
+import datasets
+from datasets import s2, sosd
+from datasets.__main__ import main
 
-import datasets  # noqa: E402
-from datasets import s2, sosd  # noqa: E402
-from datasets.__main__ import main  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SEED = 20240601
 DTYPES = ["uint32", "uint64", "int32", "int64", "float64"]

@@ -18,7 +18,7 @@ CONFIGS = [
     dict(stages=("cubic", "linear", "linear_spline"), branching_factor=(4, 64)),
     dict(stages=("radix", "linear", "linear"), search="linear"),
     # More leaves than keys: most leaves are empty.
-    dict(stages=("linear", "linear"), branching_factor=4096, search="exponential"),
+    dict(stages=("linear", "linear"), branching_factor=4096, search="exponential", interleaved=False),
     # One leaf: windows are wide and absent keys are often outside them.
     dict(stages=("cubic", "linear"), branching_factor=1),
 ]
@@ -42,7 +42,7 @@ def _clustered(n, seed):
 
 
 @pytest.mark.parametrize("make", [_lognormal, _clustered], ids=["lognormal", "clustered"])
-@pytest.mark.parametrize("options", CONFIGS[:5], ids=range(5))
+@pytest.mark.parametrize("options", CONFIGS[:5] + [dict(interleaved=False)], ids=range(6))
 def test_medium_sets_against_searchsorted(make, options):
     """Many leaves and the parallel batch path (more queries than parallel_threshold)."""
     keys = make(60_000, seed=3)
@@ -214,7 +214,7 @@ def test_caller_arrays_untouched_and_copied():
         (np.array([1, 2]), None, {"stages": ("linear",)}, ValueError, "at least two stages"),
         (np.array([1, 2]), None, {"stages": "linear"}, TypeError, "tuple of model names"),
         (np.array([1, 2]), None, {"branching_factor": 0}, ValueError, "branching_factor"),
-        (np.array([1, 2]), None, {"branching_factor": (2, 3)}, ValueError, "one count per stage"),
+        (np.array([1, 2]), None, {"branching_factor": (2, 3, 4)}, ValueError, "one count per stage"),
         (np.array([1, 2]), None, {"search": "magic"}, ValueError, "unknown search"),
         (np.array([1, 2]), None, {"keys_per_leaf": 0}, ValueError, "keys_per_leaf"),
         (np.array([1, 2]), None, {"parallel_threshold": -1}, ValueError, "parallel_threshold"),
