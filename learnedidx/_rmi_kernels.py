@@ -18,9 +18,10 @@ predicts a position in the key array. The prediction is a guess: the search step
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, types
+from numba import carray, njit, prange, types
 from numba.extending import overload
 
+from ._pointers import ptr_like
 from ._prefetch import prefetch
 from ._search import finish, search_window
 
@@ -176,6 +177,20 @@ def lookup_one(meta, params, keys, q, mode):
 @njit(**_JIT)
 def lookup_scalar(meta, params, keys, q, mode):
     """One lookup; see :func:`lookup_one`. Complexity O(stages + log(window))."""
+    return lookup_one(meta, params, keys, q, mode)
+
+
+@njit(**_JIT)
+def lookup_scalar_at(meta_address, params_address, keys_address, q, mode):
+    """:func:`lookup_scalar` over arrays given by address (see :mod:`learnedidx._pointers`).
+
+    The sizes come from ``meta`` itself; the caller keeps the three arrays alive.
+    """
+    header = carray(ptr_like(meta_address, np.int64(0)), META_HEADER)
+    meta = carray(ptr_like(meta_address, np.int64(0)), META_HEADER + META_STRIDE * header[0])
+    rec = META_HEADER + META_STRIDE * (header[0] - 1)
+    params = carray(ptr_like(params_address, np.float64(0.0)), meta[rec + 2] + meta[rec + 1] * meta[rec + 3])
+    keys = carray(ptr_like(keys_address, q), meta[1])
     return lookup_one(meta, params, keys, q, mode)
 
 

