@@ -58,6 +58,9 @@ class KeyValueIndex:
     name = "KeyValueIndex"
     #: True when ``_search_array`` also answers mode FIND itself.
     _native_find = False
+    #: Saved arrays whose checksums :func:`learnedidx.load` checks only with ``verify=True``:
+    #: large ones whose corruption can make answers wrong but never sends a kernel out of bounds.
+    _lazy_arrays = ("keys", "values")
 
     def __init__(self, keys, values=None, *, assume_sorted=False, copy=True, **options):
         start = time.perf_counter_ns()

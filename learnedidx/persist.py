@@ -39,9 +39,10 @@ error burst of up to 32 bits, so any one flipped byte, with certainty; it runs a
 resist forgery (no checksum that ships inside the file can be). Checking the key and value
 sections costs a pass over them, about 0.5 s per GB, which would defeat the point of
 mapping, so :func:`load` always verifies the preamble, the header, the zero padding and the
-model sections (the small arrays a subclass adds, such as the RMI's ``meta`` and ``params``),
-and verifies the key and value sections only with ``verify=True``: the default when
-``mmap=False``, which reads them anyway. With ``mmap=True, verify=False`` a flipped byte inside
+model sections (the arrays a subclass adds, such as the RMI's ``meta`` and ``params``: 32 MB
+for 100M keys, about 20 ms), and verifies the sections a class lists in ``_lazy_arrays`` (the
+keys and values) only with ``verify=True``: the default when ``mmap=False``, which reads them
+anyway. With ``mmap=True, verify=False`` a flipped byte inside
 the keys or values goes unnoticed (answers near it may be wrong), but never crashes: every
 structural field lives in a verified section or in the header, and the kernels stay inside
 ``[0, n]`` whatever the keys hold. Call ``load(path, verify=True)`` or ``index._check()`` to be
@@ -61,18 +62,18 @@ one, never half of one.
 
 from __future__ import annotations
 
+import errno
 import json
 import mmap as _mmap
 import os
 import re
 import secrets
+import stat
 import struct
 import sys
 import zlib
 
 import numpy as np
-
-from ._coerce import KEY_DTYPES
 
 __all__ = ["IndexFileError", "load", "save", "register", "registered", "FORMAT_VERSION", "MAGIC"]
 
@@ -84,7 +85,7 @@ _MAX_HEADER = 1 << 26  # 64 MiB: a header is a few hundred bytes; refuse to read
 _MAX_SECTIONS = 256
 _MAX_NDIM = 32
 _CHUNK = 1 << 24  # bytes written (and checksummed) per system call
-_BULK = ("keys", "values")  #: sections verified only on request (the other sections: always)
+_SHARED = ("keys", "values")  #: sections mapped read-only and shared (the others: copy-on-write)
 #: numpy type strings a section may have; no objects, no structured or void types.
 _DTYPE_RE = re.compile(r"\A(?:\|b1|\|[iu]1|<[iu][248]|<f[248]|<c(?:8|16)|<[mM]8(?:\[[0-9]{0,6}[a-zA-Z]{1,2}\])?"
                        r"|<U[1-9][0-9]{0,8}|\|S[1-9][0-9]{0,8})\Z")
@@ -104,6 +105,9 @@ class IndexFileError(ValueError):
         self.path = os.fspath(path) if path is not None else None
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if path is not None else problem)
+
+    def __reduce__(self):
+        return type(self), (self.path, self.problem)
 
 
 # --- the registry of index types ------------------------------------------------------------
@@ -353,7 +357,7 @@ def load(path, mmap: bool = True, verify: bool | None = None):
     path = os.fspath(path)
     if verify is None:
         verify = not mmap
-    with open(path, "rb") as f:
+    with _open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         header, header_end = _read_header(f, path, size)
         index_type, config, sections = _parse_header(header, path, size, header_end)
@@ -363,14 +367,30 @@ def load(path, mmap: bool = True, verify: bool | None = None):
                 path, f"unknown index type {index_type!r} (registered: {sorted(_TYPES)}); import the "
                 "module that defines and registers it before loading"
             )
+        lazy = frozenset(() if verify else cls._lazy_arrays)
         if mmap:
-            arrays = _map_sections(f, path, sections, header_end, size, verify)
+            arrays = _map_sections(f, path, sections, size, lazy)
         else:
-            arrays = _read_sections(f, path, sections, header_end, size, verify)
+            arrays = _read_sections(f, path, sections, size, lazy)
     try:
         return cls._from_state(config, arrays)
     except (ValueError, TypeError, KeyError, IndexError, AssertionError, OverflowError) as exc:
         raise IndexFileError(path, f"inconsistent {index_type} state: {exc}") from exc
+
+
+def _open_regular(path):
+    """The file opened for reading; a FIFO or device is refused rather than waited on."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        if not stat.S_ISREG(mode):
+            raise IndexFileError(path, "not a regular file")
+        return open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _read_exact(f, n: int) -> bytes:
@@ -503,9 +523,10 @@ def _native(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _map_sections(f, path, sections, header_end: int, size: int, verify: bool) -> dict:
-    """Arrays viewing a mapping of the file: bulk sections read-only and shared, model
-    sections private (copy-on-write) so they stay writable like freshly built ones."""
+def _map_sections(f, path, sections, size: int, lazy) -> dict:
+    """Arrays viewing a mapping of the file: keys and values read-only and shared, the other
+    sections private (copy-on-write) so they stay writable like freshly built ones. Sections
+    named in ``lazy`` are not checksummed."""
     shared = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ)
     view = memoryview(shared)
     arrays = {}
@@ -517,22 +538,23 @@ def _map_sections(f, path, sections, header_end: int, size: int, verify: bool) -
         if nbytes == 0:
             _check_crc(path, name, b"", crc)
             array = np.empty(shape, dtype=dtype)
-        elif name in _BULK:
-            if verify:
+        elif name in _SHARED:
+            if name not in lazy:
                 _check_crc(path, name, view[offset:offset + nbytes], crc)
             array = np.frombuffer(shared, dtype=dtype, count=count, offset=offset)
         else:
             start = offset - offset % granule
             private = _mmap.mmap(f.fileno(), offset + nbytes - start, access=_mmap.ACCESS_COPY, offset=start)
             array = np.frombuffer(private, dtype=dtype, count=count, offset=offset - start)
-            _check_crc(path, name, array.view(np.uint8), crc)
+            if name not in lazy:
+                _check_crc(path, name, array.view(np.uint8), crc)
         arrays[name] = _native(array.reshape(shape))
     del view
     return arrays
 
 
-def _read_sections(f, path, sections, header_end: int, size: int, verify: bool) -> dict:
-    """Arrays read into fresh 64-byte-aligned memory."""
+def _read_sections(f, path, sections, size: int, lazy) -> dict:
+    """Arrays read into fresh 64-byte-aligned memory; sections in ``lazy`` not checksummed."""
     arrays = {}
     for i, (name, dtype, shape, offset, nbytes, crc) in enumerate(sections):
         end = sections[i + 1][3] if i + 1 < len(sections) else size
@@ -550,7 +572,7 @@ def _read_sections(f, path, sections, header_end: int, size: int, verify: bool) 
         view.release()
         _check_padding(path, buf[nbytes:], name)
         data = buf[:nbytes]
-        if verify or name not in _BULK:
+        if name not in lazy:
             _check_crc(path, name, data, crc)
         array = data.view(dtype) if nbytes else np.empty(0, dtype=dtype)
         arrays[name] = _native(array.reshape(shape))
