@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42, help="seed of the generated keys and the lookups")
     p.add_argument("--out", type=Path, default=Path("results"), help="output directory (default ./results)")
     p.add_argument("--no-real", action="store_true", help="skip the real key sets")
+    p.add_argument("--no-persist", action="store_true", help="skip timing save/load of savable indexes")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke run: {QUICK_N:,} keys, 20K lookups, 2 repeats, no real sets by default")
     p.add_argument("--list", action="store_true", help="list the index variants and exit")
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             for spec in specs:
                 progress.set_postfix_str(f"{name}: {spec.name}")
                 rows.append(measure(spec, name, keys, queries, expected, repeats=args.repeats,
-                                    scalar_lookups=args.scalar_lookups))
+                                    scalar_lookups=args.scalar_lookups, persist=not args.no_persist))
                 progress.update()
             results += rows
             tqdm.write(table(rows) + "\n", file=sys.stdout)

@@ -2,8 +2,9 @@
 
 For each index on a key set: compile (a build and a lookup on a tiny key set of the same dtype,
 timed apart), build (wall time and peak resident memory), the first lookup call after the build,
-then the batch ``lower_bound`` over the whole workload ``repeats`` times (median reported) and
-a Python loop of scalar ``lower_bound(int)`` calls. Every timed run's answers are compared with
+then the batch ``lower_bound`` over the whole workload ``repeats`` times (median reported), for
+indexes that can be saved the save, the memory-mapped load and the first lookup after it, and a
+Python loop of scalar ``lower_bound(int)`` calls. Every timed run's answers are compared with
 the expected answers; an index that answers wrong gets no time at all.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import os
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -43,6 +45,9 @@ class Result:
     batch_runs: int = 0
     scalar_ns: float | None = None
     peak_build_mb: float | None = None
+    save_s: float | None = None
+    load_ms: float | None = None
+    first_lookup_after_load_us: float | None = None
     note: str = ""
 
     @property
@@ -109,8 +114,32 @@ def _compile(spec: IndexSpec, dtype: np.dtype) -> float:
     return time.perf_counter() - start
 
 
+def _measure_persistence(idx, queries, expected, result: Result) -> None:
+    """Save to a temporary file, map it back, and time the load and the first lookup after it."""
+    import learnedidx
+
+    with tempfile.TemporaryDirectory(prefix="learnedidx-bench-") as tmp:
+        path = os.path.join(tmp, "index.lidx")
+        start = time.perf_counter()
+        try:
+            idx.save(path)
+        except (TypeError, NotImplementedError):
+            return
+        result.save_s = time.perf_counter() - start
+        start = time.perf_counter()
+        loaded = learnedidx.load(path, mmap=True)
+        result.load_ms = (time.perf_counter() - start) * 1e3
+        q = queries[0].item()
+        start = time.perf_counter()
+        answer = loaded.lower_bound(q)
+        result.first_lookup_after_load_us = (time.perf_counter() - start) * 1e6
+        if answer != expected[0]:
+            result.note = f"WRONG ANSWERS after load: lower_bound({q!r}) = {answer}, expected {expected[0]}"
+        del loaded
+
+
 def measure(spec: IndexSpec, dataset: str, keys: np.ndarray, queries: np.ndarray, expected: np.ndarray,
-            repeats: int = 5, scalar_lookups: int = 100_000) -> Result:
+            repeats: int = 5, scalar_lookups: int = 100_000, persist: bool = True) -> Result:
     """Measure one index on one key set; see the module docstring. Never raises for the index's
     own failures: they are recorded in ``Result.note``."""
     result = Result(dataset, spec.name, spec.family, spec.variant, len(keys), keys.nbytes, len(queries))
@@ -148,6 +177,9 @@ def measure(spec: IndexSpec, dataset: str, keys: np.ndarray, queries: np.ndarray
                 break
         result.batch_ns = float(np.median(times)) / max(1, len(queries))
         result.batch_runs = len(times)
+
+        if persist and hasattr(idx, "_state"):
+            _measure_persistence(idx, queries, expected, result)
 
         count = min(scalar_lookups, len(queries))
         as_python = queries[:count].tolist()

@@ -16,6 +16,7 @@ BASELINE = "BinarySearch"
 _COLUMNS = [
     ("index", 18), ("build s", 8), ("index bytes", 12), ("% keys", 7), ("total bytes", 12),
     ("batch ns", 9), ("vs BinSrch", 10), ("scalar ns", 9), ("compile s", 9), ("1st call ms", 11),
+    ("load ms", 8), ("1st after load us", 17),
 ]
 
 
@@ -51,7 +52,7 @@ def table(results: list[Result]) -> str:
         cells = [
             r.index, _num(r.build_s, ".2f"), _bytes(r.index_bytes), pct, total,
             _num(r.batch_ns, ".1f"), ratio, _num(r.scalar_ns, ".0f"), _num(r.compile_s, ".2f"),
-            _num(r.first_call_ms, ".2f"),
+            _num(r.first_call_ms, ".2f"), _num(r.load_ms, ".1f"), _num(r.first_lookup_after_load_us, ".0f"),
         ]
         lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, (_, w)) in enumerate(zip(cells, _COLUMNS))))
         if r.note:

@@ -28,6 +28,7 @@ def test_quick_run_writes_every_output(tmp_path, capsys):
         assert not r["note"].startswith("WRONG"), r
         if r["index"].startswith("RMI"):
             assert float(r["batch_ns"]) > 0 and float(r["scalar_ns"]) > 0 and int(r["index_bytes"]) > 0
+            assert float(r["load_ms"]) > 0 and float(r["first_lookup_after_load_us"]) > 0
     meta = json.load(open(tmp_path / "results.json"))
     assert meta["machine"]["numba"] and meta["settings"]["quick"] is True
     assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
