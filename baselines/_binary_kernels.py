@@ -26,15 +26,9 @@ def lookup_one(keys, q, mode):
 
 
 @njit(**_JIT)
-def lookup_scalar(keys, q, mode):
-    """One lookup; see :func:`lookup_one`. Complexity O(log n)."""
-    return lookup_one(keys, q, mode)
-
-
-@njit(**_JIT)
 def lookup_scalar_at(keys_address, n, unused, q, mode):
-    """:func:`lookup_scalar` over the n keys at ``keys_address`` (see :mod:`learnedidx._pointers`);
-    ``unused`` pads the three-argument scalar entry."""
+    """:func:`lookup_one` over the n keys at ``keys_address`` (see :mod:`learnedidx._pointers`);
+    ``unused`` pads the three-argument scalar entry. Complexity O(log n)."""
     return lookup_one(carray(ptr_like(keys_address, q), n), q, mode)
 
 

@@ -47,8 +47,8 @@ class BTree(KeyValueIndex):
                        64    1.6%             209         -          1702
                 BinarySearch      0           795       1400         2716
 
-            16 matches 8 with two threads for half the memory; 8 is about 12% faster on one
-            thread; 32 has the fewest levels, hence the fastest single lookups.
+            8 leads 16 by 3-10% across runs (12% on one thread) for twice the memory, so 16 is
+            the default; 32 and 64 have fewer levels, hence faster single lookups.
         parallel_threshold: batches of at least this many queries use every Numba thread.
 
     Lookups cost O(log_B(n) * B) comparisons in O(log_B(n)) cache-line groups; building costs
@@ -89,12 +89,16 @@ class BTree(KeyValueIndex):
         return out
 
     def _search_scalar(self, q, mode):
-        return K.lookup_scalar(self._inner, self._meta, self._keys, q, mode)
+        entry, *addresses = self._entry
+        return entry(*addresses, q, mode)
 
     def _scalar_kernel(self):
+        # Every scalar search goes through this one compiled entry, by array addresses: one
+        # compilation per dtype instead of one more for the read-only arrays' types.
         arrays = (self._inner, self._meta, self._keys)
-        entry = compile_scalar_entry(K.lookup_scalar_at, *(address(a) for a in arrays), self._keys.dtype)
-        return (entry, *(address(a) for a in arrays))
+        addresses = tuple(address(a) for a in arrays)
+        self._entry = (compile_scalar_entry(K.lookup_scalar_at, *addresses, self._keys.dtype), *addresses)
+        return self._entry
 
     # --- structure ----------------------------------------------------------------------------
 
@@ -120,6 +124,11 @@ class BTree(KeyValueIndex):
     def key_copy_bytes(self) -> int:
         """Bytes of keys the structure copies beyond the key array: none."""
         return 0
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_entry", None)  # compiled code and addresses: rebuilt on unpickling
+        return state
 
     def __setstate__(self, state):
         # Unpickled arrays lose the cache-line alignment of the inner levels: restore it.

@@ -2,9 +2,11 @@
 
 ``python -m baselines.measure --n 10M`` prints a markdown table: per index the build time, the
 batch ``lower_bound`` ns/lookup over ``--lookups`` present keys (median and best of
-``--repeats`` runs after a warm-up run; every run's answers are checked), the scalar ns/call of
-a Python loop of ``lower_bound(int)``, the index bytes, and the bytes of any copy of the keys.
-``--sweep-node-keys 8,16,32`` measures BTree node sizes instead.
+``--repeats`` rounds after a warm-up run; every run's answers are checked), the scalar ns/call
+of a Python loop of ``lower_bound(int)`` (median over the rounds), the index bytes, and the
+bytes of any copy of the keys. All indexes are built first and the rounds interleave them, so
+that changes of machine load hit every index alike. ``--sweep-node-keys 8,16,32`` measures
+BTree node sizes (and BinarySearch) instead.
 
 Keys: ``np.random.default_rng(seed).lognormal(0, 2, n) * 1e9`` as uint64, sorted, duplicates
 dropped (so slightly fewer than n). Lookups: keys drawn uniformly with ``default_rng(seed + 1)``.
@@ -29,7 +31,7 @@ from learnedidx import RMI
 #: Object-based structures above this many keys take minutes and gigabytes: skipped by default.
 OBJECT_MAX_KEYS = 10_000_000
 OBJECT_BASED = ("SortedDictIndex", "BTreesIndex")
-RUN_BUDGET_S = 20.0  #: stop repeating a batch measurement after this much time
+SLOW_RUN_S = 2.0  #: an index whose batch run takes longer is timed in 2 rounds only
 
 
 def parse_count(text: str) -> int:
@@ -65,37 +67,15 @@ def specs(node_keys_sweep=None):
     return out
 
 
-def _time_batch(idx, queries, expected, repeats):
-    """(median ns, best ns, runs) of ``idx.lower_bound(queries)``; None when an answer is wrong."""
+def _timed(fn, *args):
     start = time.perf_counter()
-    first = idx.lower_bound(queries)  # warm-up run, checked too
-    warm = time.perf_counter() - start
-    if not np.array_equal(first, expected):
-        return None
-    times = []
-    budget = time.perf_counter() + RUN_BUDGET_S
-    for _ in range(repeats if warm < RUN_BUDGET_S / 2 else 1):
-        start = time.perf_counter()
-        got = idx.lower_bound(queries)
-        times.append(time.perf_counter() - start)
-        if not np.array_equal(got, expected):
-            return None
-        if time.perf_counter() > budget:
-            break
-    m = len(queries)
-    return statistics.median(times) / m * 1e9, min(times) / m * 1e9, len(times)
+    result = fn(*args)
+    return time.perf_counter() - start, result
 
 
-def _time_scalar(idx, queries, expected):
-    """ns per ``idx.lower_bound(int)`` call in a Python loop; None when an answer is wrong."""
-    qs = queries.tolist()
-    lower_bound = idx.lower_bound
-    if [lower_bound(q) for q in qs[:1000]] != expected[:1000].tolist():
-        return None
-    start = time.perf_counter()
+def _scalar_loop(lower_bound, qs):
     for q in qs:
         lower_bound(q)
-    return (time.perf_counter() - start) / len(qs) * 1e9
 
 
 def _compile(factory, dtype):
@@ -108,39 +88,57 @@ def _compile(factory, dtype):
 
 
 def measure(keys, queries, expected, indexes, repeats=5, scalar_lookups=200_000, object_max_keys=OBJECT_MAX_KEYS,
-            pgm_max_keys=None, out=sys.stdout):
-    """Measure each ``(name, factory)`` on the keys; return a list of result dicts (and print progress)."""
-    rows = []
+            pgm_max_keys=None):
+    """Measure each ``(name, factory)`` on the keys; return a list of result dicts.
+
+    Every index is built first (build time, sizes, a checked warm-up batch run); then
+    ``repeats`` rounds time one batch run and one scalar loop of every index in turn, so that
+    a change of machine load hits all indexes alike. Indexes whose warm-up batch run took over
+    ``SLOW_RUN_S`` get at most 2 rounds. Any wrong answer voids the index's times.
+    """
+    rows, live = [], []
     n = len(keys)
+    qs_scalar = queries[:scalar_lookups].tolist()
     for name, factory in indexes:
         row = dict(index=name, n=n, build_s=None, batch_ns=None, batch_best_ns=None, runs=0, scalar_ns=None,
                    index_bytes=None, key_copy_bytes=None, note="")
+        rows.append(row)
         limit = object_max_keys if name in OBJECT_BASED else (pgm_max_keys if name == "PGMIndex" else None)
         missing = baselines.missing_packages().get(name)
         if missing:
             row["note"] = f"skipped: {missing}"
-        elif limit is not None and n > limit:
+            continue
+        if limit is not None and n > limit:
             row["note"] = f"skipped: {n:,} keys > {limit:,} (object structure: minutes and GBs)"
-        else:
-            _compile(factory, keys.dtype)
-            gc.collect()
-            start = time.perf_counter()
-            idx = factory(keys)
-            row["build_s"] = time.perf_counter() - start
-            batch = _time_batch(idx, queries, expected, repeats)
-            scalar = _time_scalar(idx, queries[:scalar_lookups], expected[:scalar_lookups])
-            if batch is None or scalar is None:
+            continue
+        _compile(factory, keys.dtype)
+        gc.collect()
+        row["build_s"], idx = _timed(factory, keys)
+        row["index_bytes"] = int(idx.size_in_bytes())
+        copy = getattr(idx, "key_copy_bytes", None)
+        row["key_copy_bytes"] = int(copy()) if callable(copy) else 0
+        warm, got = _timed(idx.lower_bound, queries)
+        lower_bound = idx.lower_bound
+        if not np.array_equal(got, expected) or [lower_bound(q) for q in qs_scalar[:1000]] != expected[:1000].tolist():
+            row["note"] = "WRONG ANSWERS: no time reported"
+            continue
+        live.append((row, idx, 2 if warm > SLOW_RUN_S else repeats, [], []))
+        print(f"  built {name} in {row['build_s']:.2f} s", file=sys.stderr, flush=True)
+    for r in range(repeats):
+        for row, idx, rounds, batch, scalar in live:
+            if r >= rounds:
+                continue
+            seconds, got = _timed(idx.lower_bound, queries)
+            if not np.array_equal(got, expected):
                 row["note"] = "WRONG ANSWERS: no time reported"
-            else:
-                row["batch_ns"], row["batch_best_ns"], row["runs"] = batch
-                row["scalar_ns"] = scalar
-            row["index_bytes"] = int(idx.size_in_bytes())
-            copy = getattr(idx, "key_copy_bytes", None)
-            row["key_copy_bytes"] = int(copy()) if callable(copy) else 0
-            del idx
-            gc.collect()
-        rows.append(row)
-        print(f"  measured {name}: {row}", file=sys.stderr, flush=True)
+                rounds = 0
+            batch.append(seconds / len(queries) * 1e9)
+            scalar.append(_timed(_scalar_loop, idx.lower_bound, qs_scalar)[0] / len(qs_scalar) * 1e9)
+        print(f"  round {r + 1}/{repeats} done", file=sys.stderr, flush=True)
+    for row, idx, rounds, batch, scalar in live:
+        if not row["note"]:
+            row["batch_ns"], row["batch_best_ns"], row["runs"] = statistics.median(batch), min(batch), len(batch)
+            row["scalar_ns"] = statistics.median(scalar)
     return rows
 
 
@@ -180,7 +178,7 @@ def main(argv=None) -> int:
     parser.add_argument("--n", default="10M", help="keys drawn before dropping duplicates (10M, 1e8, ...)")
     parser.add_argument("--lookups", default="1M", help="batch lookups (present keys)")
     parser.add_argument("--scalar-lookups", default="200k", help="scalar lower_bound calls timed")
-    parser.add_argument("--repeats", type=int, default=5, help="timed batch runs after the warm-up")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds after the warm-up")
     parser.add_argument("--threads", type=int, default=None, help="Numba threads (default: all)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--indexes", default=None, help="comma-separated names (default: all)")

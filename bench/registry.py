@@ -9,7 +9,7 @@ from learnedidx import RMI
 
 #: Object-based structures build one Python object per key: above this many keys they take
 #: minutes and gigabytes, so the bench skips them with a note.
-OBJECT_MAX_KEYS = 5_000_000
+OBJECT_MAX_KEYS = 10_000_000
 
 
 @dataclass(frozen=True)
