@@ -6,6 +6,7 @@ import numpy as np
 
 from learnedidx._pointers import address
 from learnedidx.base import KeyValueIndex, compile_scalar_entry
+from learnedidx.persist import register
 
 from . import _btree_kernels as K
 from ._common import PARALLEL_THRESHOLD, check_options, use_threads, whole_number
@@ -141,6 +142,41 @@ class BTree(KeyValueIndex):
         state = dict(state, _inner=aligned, _meta=np.ascontiguousarray(meta))
         super().__setstate__(state)
 
+    # --- saving and loading (see learnedidx.persist) ------------------------------------------
+
+    def _state(self):
+        """Base state plus the options and the arrays ``inner`` and ``meta``."""
+        config, arrays = super()._state()
+        config["options"] = {"node_keys": self.node_keys, "parallel_threshold": self.parallel_threshold}
+        arrays["inner"], arrays["meta"] = self._inner, self._meta
+        return config, arrays
+
+    def _restore(self, config, arrays):
+        """Install saved levels after checking ``meta`` against the keys and options in O(levels).
+
+        Every offset the kernels read comes from ``meta``, which must equal what :func:`K.build`
+        lays out for these keys, so no lookup can leave the arrays. Raises ValueError.
+        """
+        options = config["options"]
+        check_options(type(self).__name__, options, ("node_keys", "parallel_threshold"))
+        b = self.node_keys = whole_number("node_keys", options["node_keys"], 2, MAX_NODE_KEYS)
+        self.parallel_threshold = whole_number("parallel_threshold", options["parallel_threshold"], 1)
+        inner, meta = arrays["inner"], arrays["meta"]
+        if inner.dtype != self._keys.dtype or inner.ndim != 1 or meta.dtype != np.int64 or meta.ndim != 1:
+            raise ValueError(f"inner must be 1-D {self._keys.dtype} and meta 1-D int64")
+        n = len(self._keys)
+        sizes = K.level_sizes(n, b)
+        padded = [-(-m // b) * b for m in sizes]
+        starts = np.concatenate(([0], np.cumsum(padded)[:-1])).tolist() if sizes else []
+        expected = [b, len(sizes), n, sum(padded), *starts, *(m - 1 for m in sizes)]
+        if meta.tolist() != expected:
+            raise ValueError("meta does not describe these keys and node_keys")
+        if len(inner) != sum(padded):
+            raise ValueError(f"inner holds {len(inner)} keys, the levels need {sum(padded)}")
+        inner = inner.view()
+        inner.flags.writeable = False  # as built: the kernels were compiled for read-only levels
+        self._inner, self._meta = inner, meta
+
     def _check(self) -> None:
         super()._check()
         keys, inner, meta = self._keys, self._inner, self._meta
@@ -179,3 +215,6 @@ class BTree(KeyValueIndex):
             padding = inner[s + m:s + (-(-m // b) * b)]
             assert (padding == keys[n - 1]).all(), f"level {lvl} is padded with other than the largest key"
             below = level
+
+
+register(BTree, "baselines.BTree")

@@ -171,7 +171,18 @@ def lookup_one(meta, params, keys, q, mode):
     if answer != NEEDS_SEARCH:
         return answer
     pos, lo, hi = predict_window(meta, params, q)
+    _prefetch_window(keys, lo, hi)
     return finish(keys, q, search_window(keys, q, pos, lo, hi, False, meta[2]), mode)
+
+
+@njit(inline="always", **_JIT)
+def _prefetch_window(keys, lo, hi):
+    """Request the window's first, middle and last key lines at once: the search's dependent
+    probes then hit cache instead of waiting on memory one after another."""
+    n = keys.shape[0]
+    prefetch(keys, min(lo, n - 1))
+    prefetch(keys, min((lo + hi) >> 1, n - 1))
+    prefetch(keys, max(hi - 1, 0))
 
 
 @njit(**_JIT)
@@ -244,9 +255,7 @@ def _lookup_range_interleaved(meta, params, keys, queries, out, mode, start, end
             pos[k] = p
             lo[k] = a
             hi[k] = b
-            prefetch(keys, min(a, n - 1))
-            prefetch(keys, min((a + b) >> 1, n - 1))
-            prefetch(keys, max(b - 1, 0))
+            _prefetch_window(keys, a, b)
         for k in range(stop - g):
             if leaf[k] >= 0:
                 q = qbuf[k]

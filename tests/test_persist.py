@@ -501,3 +501,32 @@ def test_verify_covers_keys_and_values(saved):
         with pytest.raises(IndexFileError, match="corrupt section 'keys'"):
             learnedidx.load(path, mmap=mmap_, verify=verify)
     assert len(learnedidx.load(path, mmap=False, verify=False)) == len(idx)
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+@pytest.mark.parametrize("dtype", [np.uint64, np.float64, np.int32])
+def test_btree_round_trip(tmp_path, mmap, dtype):
+    """The B+tree saves and loads like the RMI: same answers, _check() holds, no rebuild."""
+    baselines = pytest.importorskip("baselines")
+    rng = np.random.default_rng(11)
+    keys = np.sort(rng.integers(0, 10**6, 5000).astype(dtype))
+    tree = baselines.BTree(keys, node_keys=8)
+    path = tmp_path / "tree.lidx"
+    tree.save(path)
+    loaded = learnedidx.load(path, mmap=mmap)
+    assert type(loaded) is baselines.BTree and loaded.node_keys == 8
+    loaded._check()
+    queries = np.concatenate([keys[::7], keys[::11] + dtype(1)])
+    for side in ("lower_bound", "upper_bound"):
+        assert np.array_equal(getattr(loaded, side)(queries), getattr(tree, side)(queries))
+    assert loaded.lower_bound(int(keys[100])) == tree.lower_bound(int(keys[100]))
+
+
+def test_btree_file_with_a_wrong_meta_is_refused(tmp_path):
+    baselines = pytest.importorskip("baselines")
+    tree = baselines.BTree(np.arange(1000, dtype=np.uint64), node_keys=4)
+    config, arrays = tree._state()
+    arrays = dict(arrays, meta=arrays["meta"].copy())
+    arrays["meta"][-1] += 1
+    with pytest.raises(ValueError, match="meta does not describe"):
+        baselines.BTree._from_state(config, arrays)
