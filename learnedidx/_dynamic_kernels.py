@@ -1,0 +1,1308 @@
+"""Kernels of :class:`learnedidx.DynamicRMI` (pure Numba over plain arrays, no objects).
+
+A DynamicRMI holds three parts; every function here works on their arrays.
+
+**Main**: sorted unique keys ``mk`` and their values ``mv``, indexed by a static RMI
+(:mod:`learnedidx._rmi_kernels`), plus the leaf *runs*: ``run_start[r] <= i < run_start[r + 1]``
+means main key i is routed to leaf ``run_leaf[r]``. Sorted keys are routed to leaves in
+nondecreasing order almost everywhere, so there are about as many runs as leaves; the runs let
+a merge refit every leaf without routing every key again.
+
+**Tombstones**: one bit per main position, ``tbits`` (uint64 words), and ``tcum[b]``, the number
+of set bits in the 512-bit blocks before block b, so ``tombstones below p`` costs one load and at
+most 8 popcounts.
+
+**Delta**: the live keys that are not in main, sorted, in chunks of ``C`` slots (a two-level
+sorted list, like sortedcontainers' ``SortedList``): chunk c holds ``dn[c]`` keys in
+``dk[c, :dn[c]]`` and their values in ``dv``; ``order[o]`` is the chunk at order position o,
+``dmax[o]`` its largest key and ``dcum[o]`` the number of delta keys before it. Unused chunks
+sit on the ``free`` stack. ``st`` holds the counters (:data:`K_CHUNKS` ...).
+
+A key in main is never in the delta, dead (tombstoned) or alive: writing a dead main key clears
+its tombstone. So ``rank(q) = main_rank(q) - tombstones_below(main_rank(q)) + delta_rank(q)``.
+
+Values are passed as unsigned-integer views of their bytes (``values.view(np.uint64)`` for
+8-byte values): kernels only move them, so one compilation serves every 8-byte value dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import carray, njit, prange, types
+from numba.extending import overload
+
+from . import _rmi_kernels as R
+from ._pointers import ptr_like
+from ._prefetch import prefetch
+
+_JIT = dict(nogil=True, cache=True)
+
+# Slots of the delta counter array ``st``.
+K_CHUNKS = 0  #: chunks in use (order positions 0..K_CHUNKS-1)
+D_KEYS = 1  #: keys in the delta
+N_FREE = 2  #: chunk ids on the free stack
+DIRTY = 3  #: dcum is valid up to this order position (inclusive); fix with :func:`d_fix`
+ST_SIZE = 4
+
+BLOCK_SHIFT = 9  #: tombstone counts per 512-bit block (8 words)
+WORDS_PER_BLOCK = 8
+
+# Slots of the header array that the scalar entry points read (addresses and sizes).
+H_MK, H_N, H_META, H_PARAMS, H_TBITS, H_TCUM = 0, 1, 2, 3, 4, 5
+H_ORDER, H_DMAX, H_DK, H_DN, H_DCUM, H_ST, H_C, H_CAP = 6, 7, 8, 9, 10, 11, 12, 13
+H_SIZE = 14
+
+ABSENT = -1  #: location of an absent key; main positions are >= 0, delta slots <= -2
+
+
+# --- bits ---------------------------------------------------------------------------------
+
+
+@njit(inline="always", **_JIT)
+def popcount(x):
+    """Number of set bits of a uint64 (LLVM turns this into one popcnt instruction)."""
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(inline="always", **_JIT)
+def t_test(tbits, p):
+    """True when main position p is tombstoned."""
+    return (tbits[p >> 6] >> np.uint64(p & 63)) & np.uint64(1) != np.uint64(0)
+
+
+@njit(inline="always", **_JIT)
+def t_below(tbits, tcum, p):
+    """Number of tombstoned main positions < p (0 <= p <= n)."""
+    b = p >> BLOCK_SHIFT
+    count = tcum[b]
+    w = p >> 6
+    for i in range(b * WORDS_PER_BLOCK, w):
+        count += popcount(tbits[i])
+    rest = p & 63
+    if rest:
+        count += popcount(tbits[w] & ((np.uint64(1) << np.uint64(rest)) - np.uint64(1)))
+    return count
+
+
+@njit(**_JIT)
+def t_fix(tbits, tcum, start_block):
+    """Recompute ``tcum`` from ``start_block`` on; returns the total tombstone count."""
+    nb = tcum.shape[0] - 1
+    for b in range(start_block, nb):
+        c = tcum[b]
+        for i in range(b * WORDS_PER_BLOCK, min((b + 1) * WORDS_PER_BLOCK, tbits.shape[0])):
+            c += popcount(tbits[i])
+        tcum[b + 1] = c
+    return tcum[nb]
+
+
+@njit(**_JIT)
+def t_set_many(tbits, positions):
+    """Set the tombstone bit of every position (each must be clear)."""
+    for p in positions:
+        tbits[p >> 6] |= np.uint64(1) << np.uint64(p & 63)
+
+
+@njit(**_JIT)
+def t_clear_many(tbits, positions):
+    """Clear the tombstone bit of every position that has it; returns how many were set."""
+    cleared = 0
+    for p in positions:
+        bit = np.uint64(1) << np.uint64(p & 63)
+        if tbits[p >> 6] & bit:
+            tbits[p >> 6] &= ~bit
+            cleared += 1
+    return cleared
+
+
+@njit(**_JIT)
+def t_positions(tbits, n):
+    """Sorted positions of every tombstone (for saving and checks)."""
+    count = 0
+    for w in tbits:
+        count += popcount(w)
+    out = np.empty(count, dtype=np.int64)
+    j = 0
+    for i in range(tbits.shape[0]):
+        w = tbits[i]
+        while w:
+            low = w & (~w + np.uint64(1))
+            out[j] = i * 64 + popcount(low - np.uint64(1))
+            j += 1
+            w ^= low
+    return out
+
+
+# --- the chunked delta --------------------------------------------------------------------
+
+
+@njit(inline="always", **_JIT)
+def _chunk_bound(dk, c, m, q, right):
+    """First slot in chunk c (of m keys) whose key is >= q (> q when right)."""
+    lo = 0
+    hi = m
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        key = dk[c, mid]
+        if key < q or (right and key == q):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(inline="always", **_JIT)
+def _order_bound(dmax, k, q, right):
+    """First order position whose chunk's largest key is >= q (> q when right); k when none."""
+    lo = 0
+    hi = k
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        key = dmax[mid]
+        if key < q or (right and key == q):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(inline="always", **_JIT)
+def d_find(dk, dn, order, dmax, k, q):
+    """Flat slot ``c * C + j`` of key q in the delta, or -1."""
+    o = _order_bound(dmax, k, q, False)
+    if o == k:
+        return -1
+    c = order[o]
+    j = _chunk_bound(dk, c, dn[c], q, False)
+    if j < dn[c] and dk[c, j] == q:
+        return c * dk.shape[1] + j
+    return -1
+
+
+@njit(inline="always", **_JIT)
+def d_rank(dk, dn, order, dmax, dcum, k, d, q, right):
+    """Number of delta keys < q (<= q when right)."""
+    o = _order_bound(dmax, k, q, right)
+    if o == k:
+        return d
+    c = order[o]
+    return dcum[o] + _chunk_bound(dk, c, dn[c], q, right)
+
+
+@njit(**_JIT)
+def d_fix(dn, order, dcum, st):
+    """Recompute ``dcum`` from the first order position that changed."""
+    k = st[K_CHUNKS]
+    for o in range(st[DIRTY], k):
+        dcum[o + 1] = dcum[o] + dn[order[o]]
+    st[DIRTY] = k
+
+
+@njit(inline="always", **_JIT)
+def _dirty(st, o):
+    if o < st[DIRTY]:
+        st[DIRTY] = o
+
+
+@njit(**_JIT)
+def d_insert(dk, dv, dn, order, dmax, free, st, q, v):
+    """Insert key q (absent from the delta) with value v; needs one free chunk.
+
+    Complexity O(log k + C): a binary search over the chunks' maxima, one in the chunk, a
+    shift inside the chunk, and when the chunk is full a split (O(k) to shift ``order``).
+    """
+    cap_c = dk.shape[1]
+    k = st[K_CHUNKS]
+    if k == 0:
+        st[N_FREE] -= 1
+        c = free[st[N_FREE]]
+        order[0] = c
+        dk[c, 0] = q
+        dv[c, 0] = v
+        dn[c] = 1
+        dmax[0] = q
+        st[K_CHUNKS] = 1
+        st[D_KEYS] += 1
+        _dirty(st, 0)
+        return
+    o = _order_bound(dmax, k, q, False)
+    if o == k:
+        o = k - 1
+    _dirty(st, o)
+    c = order[o]
+    m = dn[c]
+    j = _chunk_bound(dk, c, m, q, False)
+    if m == cap_c:
+        # Split: the upper half moves to a new chunk placed right after c.
+        st[N_FREE] -= 1
+        c2 = free[st[N_FREE]]
+        half = m >> 1
+        for i in range(half, m):
+            dk[c2, i - half] = dk[c, i]
+            dv[c2, i - half] = dv[c, i]
+        dn[c2] = m - half
+        dn[c] = half
+        for p in range(k, o + 1, -1):
+            order[p] = order[p - 1]
+            dmax[p] = dmax[p - 1]
+        order[o + 1] = c2
+        dmax[o + 1] = dmax[o]
+        dmax[o] = dk[c, half - 1]
+        k += 1
+        st[K_CHUNKS] = k
+        if j > half:
+            o += 1
+            c = c2
+            j -= half
+        m = dn[c]
+    for i in range(m, j, -1):
+        dk[c, i] = dk[c, i - 1]
+        dv[c, i] = dv[c, i - 1]
+    dk[c, j] = q
+    dv[c, j] = v
+    dn[c] = m + 1
+    if j == m:
+        dmax[o] = q
+    st[D_KEYS] += 1
+
+
+@njit(**_JIT)
+def d_remove(dk, dv, dn, order, dmax, free, st, q):
+    """Remove key q from the delta; returns False when it is absent. Complexity O(log k + C)."""
+    k = st[K_CHUNKS]
+    o = _order_bound(dmax, k, q, False)
+    if o == k:
+        return False
+    c = order[o]
+    m = dn[c]
+    j = _chunk_bound(dk, c, m, q, False)
+    if j == m or dk[c, j] != q:
+        return False
+    for i in range(j, m - 1):
+        dk[c, i] = dk[c, i + 1]
+        dv[c, i] = dv[c, i + 1]
+    m -= 1
+    dn[c] = m
+    if m == 0:
+        for p in range(o, k - 1):
+            order[p] = order[p + 1]
+            dmax[p] = dmax[p + 1]
+        free[st[N_FREE]] = c
+        st[N_FREE] += 1
+        st[K_CHUNKS] = k - 1
+    elif j == m:
+        dmax[o] = dk[c, m - 1]
+    st[D_KEYS] -= 1
+    _dirty(st, o)
+    return True
+
+
+@njit(**_JIT)
+def d_upsert_sorted(dk, dv, dn, order, dmax, free, st, keys, vals):
+    """Upsert sorted unique keys one by one; returns how many were new.
+
+    Needs ``len(keys)`` free chunks in the worst case (the caller grows the pool first).
+    """
+    cap_c = dk.shape[1]
+    inserted = 0
+    for i in range(keys.shape[0]):
+        q = keys[i]
+        slot = d_find(dk, dn, order, dmax, st[K_CHUNKS], q)
+        if slot >= 0:
+            dv[slot // cap_c, slot % cap_c] = vals[i]
+        else:
+            d_insert(dk, dv, dn, order, dmax, free, st, q, vals[i])
+            inserted += 1
+    return inserted
+
+
+@njit(**_JIT)
+def d_find_many(dk, dn, order, dmax, st, keys, out):
+    """``out[i]`` = flat slot of keys[i] in the delta, or -1."""
+    k = st[K_CHUNKS]
+    for i in range(keys.shape[0]):
+        out[i] = d_find(dk, dn, order, dmax, k, keys[i])
+
+
+@njit(**_JIT)
+def d_remove_many(dk, dv, dn, order, dmax, free, st, keys):
+    """Remove every key (each must be in the delta)."""
+    for q in keys:
+        d_remove(dk, dv, dn, order, dmax, free, st, q)
+
+
+@njit(**_JIT)
+def d_bulk_chunks(dk, dn, order, dmax, st, keys, fill):
+    """Upper bound on the chunks :func:`d_bulk_upsert` needs for sorted ``keys``: O(k + b)."""
+    cap_c = dk.shape[1]
+    k = st[K_CHUNKS]
+    b = keys.shape[0]
+    if k == 0:
+        return (b + fill - 1) // fill
+    total = 0
+    bi = 0
+    for o in range(k):
+        e = bi
+        if o == k - 1:
+            e = b
+        else:
+            top = dmax[o]
+            while e < b and keys[e] <= top:
+                e += 1
+        m = dn[order[o]] + e - bi
+        total += 1 if m <= cap_c else (m + fill - 1) // fill
+        bi = e
+    return total
+
+
+@njit(**_JIT)
+def d_bulk_upsert(dk, dv, dn, order, dmax, free, st, keys, vals, fill, order2, dmax2, tk, tv):
+    """Upsert sorted unique keys chunk by chunk, in place; returns how many were new.
+
+    Each chunk is merged with the batch keys that fall in it (``tk``/``tv`` hold the merge,
+    at least ``C + len(keys)`` long); a chunk that overflows is cut into pieces of about
+    ``fill`` keys taken from the free stack (the caller makes room with
+    :func:`d_bulk_chunks`). Chunks that get no key are not touched. ``order2``/``dmax2`` are
+    scratch for the new chunk order. Complexity O(k + b + C * chunks touched).
+    """
+    cap_c = dk.shape[1]
+    k = st[K_CHUNKS]
+    b = keys.shape[0]
+    bi = 0
+    w2 = 0
+    inserted = 0
+    o = 0
+    while o < k or (k == 0 and bi < b):
+        if k == 0:
+            c = -1
+            m = 0
+            e = b
+        else:
+            c = order[o]
+            m = dn[c]
+            e = bi
+            if o == k - 1:
+                e = b
+            else:
+                top = dmax[o]
+                while e < b and keys[e] <= top:
+                    e += 1
+        if e == bi:
+            order2[w2] = c
+            dmax2[w2] = dmax[o]
+            w2 += 1
+            o += 1
+            continue
+        # Merge the chunk's keys with keys[bi:e] into tk/tv (batch values win).
+        x = 0
+        y = bi
+        t = 0
+        while x < m and y < e:
+            kx = dk[c, x]
+            ky = keys[y]
+            if kx < ky:
+                tk[t] = kx
+                tv[t] = dv[c, x]
+                x += 1
+            else:
+                tk[t] = ky
+                tv[t] = vals[y]
+                if kx == ky:
+                    x += 1
+                else:
+                    inserted += 1
+                y += 1
+            t += 1
+        while x < m:
+            tk[t] = dk[c, x]
+            tv[t] = dv[c, x]
+            x += 1
+            t += 1
+        while y < e:
+            tk[t] = keys[y]
+            tv[t] = vals[y]
+            inserted += 1
+            y += 1
+            t += 1
+        pieces = 1 if (t <= cap_c and c >= 0) else (t + fill - 1) // fill
+        start = 0
+        for piece in range(pieces):
+            size = t // pieces + (1 if piece < t % pieces else 0)
+            if piece == 0 and c >= 0:
+                cc = c
+            else:
+                st[N_FREE] -= 1
+                cc = free[st[N_FREE]]
+            for z in range(size):
+                dk[cc, z] = tk[start + z]
+                dv[cc, z] = tv[start + z]
+            dn[cc] = size
+            order2[w2] = cc
+            dmax2[w2] = tk[start + size - 1]
+            w2 += 1
+            start += size
+        bi = e
+        o += 1
+        if k == 0:
+            break
+    for z in range(w2):
+        order[z] = order2[z]
+        dmax[z] = dmax2[z]
+    st[K_CHUNKS] = w2
+    st[D_KEYS] += inserted
+    st[DIRTY] = 0
+    return inserted
+
+
+@njit(**_JIT)
+def d_bulk_remove(dk, dv, dn, order, dmax, free, st, keys):
+    """Remove sorted unique keys (absent ones are skipped) chunk by chunk, in place; empty
+    chunks return to the free stack. Returns how many were removed. Complexity O(k + b + C *
+    chunks touched)."""
+    k = st[K_CHUNKS]
+    b = keys.shape[0]
+    bi = 0
+    w2 = 0
+    removed = 0
+    for o in range(k):
+        c = order[o]
+        m = dn[c]
+        top = dmax[o]
+        e = bi
+        while e < b and keys[e] <= top:
+            e += 1
+        if e > bi:
+            y = bi
+            t = 0
+            for x in range(m):
+                kx = dk[c, x]
+                while y < e and keys[y] < kx:
+                    y += 1
+                if y < e and keys[y] == kx:
+                    removed += 1
+                    continue
+                dk[c, t] = kx
+                dv[c, t] = dv[c, x]
+                t += 1
+            m = t
+            dn[c] = t
+        bi = e
+        if m == 0:
+            free[st[N_FREE]] = c
+            st[N_FREE] += 1
+            continue
+        order[w2] = c
+        dmax[w2] = dk[c, m - 1]
+        w2 += 1
+    st[K_CHUNKS] = w2
+    st[D_KEYS] -= removed
+    st[DIRTY] = 0
+    return removed
+
+
+# --- the directory: where each stretch of main falls in the delta --------------------------
+
+DIR_SHIFT = 6  #: one directory entry per 64 main positions
+
+
+@njit(**_JIT)
+def dir_build(samples, n, dk, dn, order, k, dirs):
+    """``dirs[b]`` = order slot ``o * C + j`` of the first delta key >= ``samples[b]``, the main
+    key at position ``b << DIR_SHIFT`` (``k * C``, the end, for the entries past main).
+
+    ``samples`` is ``main[::64]``. Complexity O(n / 64 + d), one walk of both.
+    """
+    cap_c = dk.shape[1]
+    o = 0
+    j = 0
+    for b in range(dirs.shape[0]):
+        if (b << DIR_SHIFT) >= n:
+            dirs[b] = k * cap_c
+            continue
+        bound = samples[b]
+        while o < k and dk[order[o], j] < bound:
+            j += 1
+            if j == dn[order[o]]:
+                o += 1
+                j = 0
+        dirs[b] = o * cap_c + j
+
+
+@njit(inline="always", **_JIT)
+def d_locate_in(dk, dn, order, dmax, k, lo, hi, q, right):
+    """``(o, j)``: the first delta key >= q (> q when right) is slot j of order position o,
+    knowing it lies in order slots [lo, hi] (``hi`` may be ``k * C``, the end); ``o == k`` when
+    every key is below. Its rank is ``dcum[o] + j``. Complexity O(log(chunks in range) + log C).
+    """
+    cap_c = dk.shape[1]
+    o1 = lo // cap_c
+    o2 = hi // cap_c
+    if o1 >= k:
+        return k, 0
+    top = dmax[o1]
+    if o1 == o2 or top > q or (not right and top == q):
+        c = order[o1]
+        j = lo - o1 * cap_c
+        end = hi - o2 * cap_c if o1 == o2 else dn[c]
+        while j < end:
+            half = (end - j) >> 1
+            key = dk[c, j + half]
+            if key < q or (right and key == q):
+                j = j + half + 1
+            else:
+                end = j + half
+        return o1, j
+    # q lies after chunk o1: search the maxima of chunks o1+1 .. min(o2, k-1).
+    a = o1 + 1
+    z = min(o2, k - 1) + 1
+    while a < z:
+        mid = (a + z) >> 1
+        key = dmax[mid]
+        if key < q or (right and key == q):
+            a = mid + 1
+        else:
+            z = mid
+    if a >= k:
+        return k, 0
+    return a, _chunk_bound(dk, order[a], dn[order[a]], q, right)
+
+
+@njit(inline="always", **_JIT)
+def _dir_range(use_dir, dirs, p, n, end):
+    """Order slots [lo, hi] that hold every delta key between main keys p - 1 and p (the
+    whole delta without the directory)."""
+    if not use_dir:
+        return 0, end
+    lo = dirs[(p - 1) >> DIR_SHIFT] if p > 0 else 0
+    hi = dirs[(p >> DIR_SHIFT) + 1] if p < n else end
+    return lo, hi
+
+
+@njit(**_JIT)
+def rank_post(main_rank, queries, right, n, tbits, tcum, use_dir, dirs, dk, dn, order, dmax, dcum, st, out):
+    """Ranks from main ranks (in place in ``out``, which may be ``main_rank``):
+    ``main_rank - tombstones below + delta rank``, the delta searched through the directory
+    when ``use_dir``. Complexity O(1 + log(delta keys in range)) per query."""
+    k = st[K_CHUNKS]
+    end = k * dk.shape[1]
+    for i in range(queries.shape[0]):
+        p = main_rank[i]
+        lo, hi = _dir_range(use_dir, dirs, p, n, end)
+        o, j = d_locate_in(dk, dn, order, dmax, k, lo, hi, queries[i], right)
+        out[i] = p - t_below(tbits, tcum, p) + dcum[o] + j
+
+
+@njit(inline="always", **_JIT)
+def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, hi):
+    """Main ranks of ``queries[g:top]`` (mode 0: keys < q, 1: keys <= q) into ``pos``.
+
+    The phases of :func:`learnedidx._rmi_kernels.lookup_batch_interleaved`: route every query
+    and prefetch its leaf record, then compute the windows and prefetch their keys, then
+    search; each phase's loads were requested a phase earlier.
+    """
+    n = mk.shape[0]
+    last = meta[0] - 1
+    leaf_base = meta[R.META_HEADER + R.META_STRIDE * last + 2]
+    pbits = params.view(np.int64)
+    for i in range(g, top):
+        x = i - g
+        q, answer = R.prepare_query(mk, queries[i], mode)
+        qbuf[x] = q
+        if answer != R.NEEDS_SEARCH:
+            pos[x] = answer
+            leaf[x] = -1
+            continue
+        j = R.route(meta, params, pbits, q, last)
+        leaf[x] = j
+        prefetch(params, leaf_base + j * R.LINEAR_WIDTH)
+    for x in range(top - g):
+        if leaf[x] < 0:
+            continue
+        p, a, b = R.leaf_window(meta, params, qbuf[x], leaf[x])
+        pos[x] = p
+        lo[x] = a
+        hi[x] = b
+        prefetch(mk, min(a, n - 1))
+        prefetch(mk, min((a + b) >> 1, n - 1))
+        prefetch(mk, max(b - 1, 0))
+    for x in range(top - g):
+        if leaf[x] >= 0:
+            pos[x] = R.search_window(mk, qbuf[x], pos[x], lo[x], hi[x], False, meta[2])
+
+
+@njit(inline="always", **_JIT)
+def _prefetch_delta(use_dir, dirs, dk, order, k, r, n, x, lo, hi):
+    """Prefetch the delta chunk where keys between main ranks r - 1 and r sit (the directory
+    entries were prefetched a phase earlier); keep the order-slot range in lo/hi[x]."""
+    cap_c = dk.shape[1]
+    a, b = _dir_range(use_dir, dirs, r, n, k * cap_c)
+    lo[x] = a
+    hi[x] = b
+    o1 = a // cap_c
+    if use_dir and o1 < k:
+        prefetch(dk.reshape(dk.size), order[o1] * cap_c + a - o1 * cap_c)
+
+
+@njit(inline="always", **_JIT)
+def _prefetch_dirs(use_dir, dirs, r, n):
+    if use_dir:
+        if r > 0:
+            prefetch(dirs, (r - 1) >> DIR_SHIFT)
+        if r < n:
+            prefetch(dirs, (r >> DIR_SHIFT) + 1)
+
+
+@njit(inline="always", **_JIT)
+def _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
+                  queries, out, found, start, stop, qbuf, leaf, pos, lo, hi):
+    """Values of ``queries[start:stop]``, GROUP lookups at a time in lock-step: the main
+    search (:func:`_search_group`), then a main hit prefetches its value and tombstone word,
+    a miss the directory entries around its rank and then the delta chunk they point to, and
+    the last phase reads what was prefetched."""
+    n = mk.shape[0]
+    k = st[K_CHUNKS]
+    for g in range(start, stop, R.GROUP):
+        top = min(stop, g + R.GROUP)
+        _search_group(meta, params, mk, queries, g, top, 0, qbuf, leaf, pos, lo, hi)
+        for x in range(top - g):
+            r = pos[x]
+            if r < n and mk[r] == qbuf[x]:
+                leaf[x] = 1
+                prefetch(mv, r)
+                if has_tombstones:
+                    prefetch(tbits, r >> 6)
+            else:
+                leaf[x] = 0
+                if k:
+                    _prefetch_dirs(use_dir, dirs, r, n)
+        if k:
+            for x in range(top - g):
+                if leaf[x] == 0:
+                    _prefetch_delta(use_dir, dirs, dk, order, k, pos[x], n, x, lo, hi)
+        for x in range(top - g):
+            i = g + x
+            found[i] = False
+            out[i] = 0
+            if leaf[x] == 1:
+                r = pos[x]
+                if not has_tombstones or not t_test(tbits, r):
+                    found[i] = True
+                    out[i] = mv[r]
+            elif k:
+                q = qbuf[x]
+                o, j = d_locate_in(dk, dn, order, dmax, k, lo[x], hi[x], q, False)
+                if o < k:
+                    c = order[o]
+                    if j < dn[c] and dk[c, j] == q:
+                        found[i] = True
+                        out[i] = dv[c, j]
+
+
+@njit(inline="always", **_JIT)
+def _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
+                queries, right, out, start, stop, qbuf, leaf, pos, lo, hi):
+    """Ranks of ``queries[start:stop]`` (keys < q, or <= q when right): the main search, then
+    prefetches of the tombstone counts and of the delta chunk, as in :func:`_lookup_range`."""
+    n = mk.shape[0]
+    k = st[K_CHUNKS]
+    mode = 1 if right else 0
+    for g in range(start, stop, R.GROUP):
+        top = min(stop, g + R.GROUP)
+        _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, hi)
+        for x in range(top - g):
+            r = pos[x]
+            if has_tombstones:
+                prefetch(tcum, r >> BLOCK_SHIFT)
+                prefetch(tbits, r >> 6)
+            if k:
+                _prefetch_dirs(use_dir, dirs, r, n)
+        if k:
+            for x in range(top - g):
+                _prefetch_delta(use_dir, dirs, dk, order, k, pos[x], n, x, lo, hi)
+        for x in range(top - g):
+            i = g + x
+            r = pos[x]
+            rank = r
+            if has_tombstones:
+                rank -= t_below(tbits, tcum, r)
+            if k:
+                o, j = d_locate_in(dk, dn, order, dmax, k, lo[x], hi[x], queries[i], right)
+                rank += dcum[o] + j
+            out[i] = rank
+
+
+@njit(**_JIT)
+def lookup_batch(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
+                 queries, out, found):
+    """``(out[i], found[i])``: the value of key queries[i] among main and the delta, in one pass
+    (see :func:`_lookup_range`). Complexity O(m (stages + log window + log(delta keys in
+    range)))."""
+    qbuf = np.empty(R.GROUP, dtype=mk.dtype)
+    leaf = np.empty(R.GROUP, dtype=np.int64)
+    pos = np.empty(R.GROUP, dtype=np.int64)
+    lo = np.empty(R.GROUP, dtype=np.int64)
+    hi = np.empty(R.GROUP, dtype=np.int64)
+    _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
+                  queries, out, found, 0, queries.shape[0], qbuf, leaf, pos, lo, hi)
+
+
+@njit(parallel=True, **_JIT)
+def lookup_batch_parallel(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax,
+                          st, queries, out, found):
+    """:func:`lookup_batch` split into chunks over the Numba thread pool."""
+    m = queries.shape[0]
+    for c in prange((m + R.CHUNK - 1) // R.CHUNK):
+        qbuf = np.empty(R.GROUP, dtype=mk.dtype)
+        leaf = np.empty(R.GROUP, dtype=np.int64)
+        pos = np.empty(R.GROUP, dtype=np.int64)
+        lo = np.empty(R.GROUP, dtype=np.int64)
+        hi = np.empty(R.GROUP, dtype=np.int64)
+        _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
+                      queries, out, found, c * R.CHUNK, min(m, (c + 1) * R.CHUNK), qbuf, leaf, pos, lo, hi)
+
+
+@njit(**_JIT)
+def rank_batch(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
+               queries, right, out):
+    """``out[i]`` = number of keys < queries[i] (<= when right), in one pass (see
+    :func:`_rank_range`)."""
+    qbuf = np.empty(R.GROUP, dtype=mk.dtype)
+    leaf = np.empty(R.GROUP, dtype=np.int64)
+    pos = np.empty(R.GROUP, dtype=np.int64)
+    lo = np.empty(R.GROUP, dtype=np.int64)
+    hi = np.empty(R.GROUP, dtype=np.int64)
+    _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
+                queries, right, out, 0, queries.shape[0], qbuf, leaf, pos, lo, hi)
+
+
+@njit(parallel=True, **_JIT)
+def rank_batch_parallel(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum,
+                        st, queries, right, out):
+    """:func:`rank_batch` split into chunks over the Numba thread pool."""
+    m = queries.shape[0]
+    for c in prange((m + R.CHUNK - 1) // R.CHUNK):
+        qbuf = np.empty(R.GROUP, dtype=mk.dtype)
+        leaf = np.empty(R.GROUP, dtype=np.int64)
+        pos = np.empty(R.GROUP, dtype=np.int64)
+        lo = np.empty(R.GROUP, dtype=np.int64)
+        hi = np.empty(R.GROUP, dtype=np.int64)
+        _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
+                    queries, right, out, c * R.CHUNK, min(m, (c + 1) * R.CHUNK), qbuf, leaf, pos, lo, hi)
+
+
+@njit(**_JIT)
+def d_flatten(dk, dv, dn, order, k, out_k, out_v):
+    """Copy the delta into flat sorted arrays."""
+    w = 0
+    for o in range(k):
+        c = order[o]
+        for j in range(dn[c]):
+            out_k[w] = dk[c, j]
+            out_v[w] = dv[c, j]
+            w += 1
+    return w
+
+
+@njit(**_JIT)
+def d_rebuild(dk, dv, dn, order, dmax, dcum, free, st, keys, vals, fill):
+    """Lay flat sorted unique keys out in chunks of ``fill`` keys (the pool must hold them)."""
+    cap = dk.shape[0]
+    d = keys.shape[0]
+    k = (d + fill - 1) // fill
+    dcum[0] = 0
+    for o in range(k):
+        start = o * fill
+        m = min(fill, d - start)
+        for j in range(m):
+            dk[o, j] = keys[start + j]
+            dv[o, j] = vals[start + j]
+        dn[o] = m
+        order[o] = o
+        dmax[o] = keys[start + m - 1]
+        dcum[o + 1] = start + m
+    for c in range(k, cap):
+        dn[c] = 0
+    nfree = 0
+    for c in range(cap - 1, k - 1, -1):
+        free[nfree] = c
+        nfree += 1
+    st[K_CHUNKS] = k
+    st[D_KEYS] = d
+    st[N_FREE] = nfree
+    st[DIRTY] = k
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def materialize(mk, mv, tbits, i0, i1, dk, dv, dn, order, dcum, k, r0, r1, out_k, out_v):
+    """Merge live main keys ``[i0, i1)`` with delta keys of ranks ``[r0, r1)`` into out."""
+    # First order position holding delta rank r0.
+    lo = 0
+    hi = k
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if dcum[mid + 1] <= r0:
+            lo = mid + 1
+        else:
+            hi = mid
+    o = lo
+    j = r0 - dcum[o] if o < k else 0
+    left = r1 - r0
+    i = i0
+    w = 0
+    while True:
+        while i < i1 and t_test(tbits, i):
+            i += 1
+        if left > 0:
+            c = order[o]
+            q = dk[c, j]
+            if i < i1 and mk[i] < q:
+                out_k[w] = mk[i]
+                out_v[w] = mv[i]
+                i += 1
+            else:
+                out_k[w] = q
+                out_v[w] = dv[c, j]
+                left -= 1
+                j += 1
+                if j == dn[c]:
+                    o += 1
+                    j = 0
+        elif i < i1:
+            out_k[w] = mk[i]
+            out_v[w] = mv[i]
+            i += 1
+        else:
+            break
+        w += 1
+    return w
+
+
+# --- merging the delta into main, refitting the leaves ------------------------------------
+
+
+def _set_anchor(params, pbits, base, a):
+    """Store anchor key a in a record's first slot as the kernels read it."""
+
+
+@overload(_set_anchor, jit_options=_JIT)
+def _set_anchor_impl(params, pbits, base, a):
+    if isinstance(a, types.Float):
+        def impl(params, pbits, base, a):
+            params[base] = np.float64(a)
+        return impl
+
+    def impl(params, pbits, base, a):
+        pbits[base] = R._anchor_bits(a)
+    return impl
+
+
+@njit(**_JIT)
+def leaf_runs(meta, params, keys):
+    """``(run_start, run_leaf)``: maximal runs of consecutive keys routed to one leaf.
+
+    ``run_start`` has one more entry than ``run_leaf``: n. Complexity O(n * stages).
+    """
+    n = keys.shape[0]
+    pbits = params.view(np.int64)
+    last = meta[0] - 1
+    cap = meta[R.META_HEADER + R.META_STRIDE * last + 1] + 16
+    start = np.empty(cap + 1, dtype=np.int64)
+    leaf = np.empty(cap, dtype=np.int64)
+    r = 0
+    cur = -1
+    for i in range(n):
+        j = R.route(meta, params, pbits, keys[i], last)
+        if j != cur:
+            if r == cap:
+                cap *= 2
+                grown_start = np.empty(cap + 1, dtype=np.int64)
+                grown_leaf = np.empty(cap, dtype=np.int64)
+                grown_start[:r] = start[:r]
+                grown_leaf[:r] = leaf[:r]
+                start = grown_start
+                leaf = grown_leaf
+            start[r] = i
+            leaf[r] = j
+            cur = j
+            r += 1
+    start[r] = n
+    return start[:r + 1].copy(), leaf[:r].copy()
+
+
+@njit(**_JIT)
+def merge_main(mk, mv, tbits, has_tombstones, dk, dv, dn, order, k, meta, params, run_start, run_leaf,
+               out_k, out_v, out_start, out_leaf):
+    """Pass A of a merge: live main keys and the delta into ``out``, with their leaf runs.
+
+    Main keys take their leaf from the runs, so they are copied run by run in a tight loop;
+    delta keys are routed through the unchanged upper stages. Returns the number of output
+    runs. Complexity O(n + d * stages).
+    """
+    n = mk.shape[0]
+    pbits = params.view(np.int64)
+    last = meta[0] - 1
+    i = 0
+    r = 0
+    o = 0
+    j = 0
+    w = 0
+    nr = 0
+    cur = -1
+    while True:
+        have_q = o < k
+        if have_q:
+            c = order[o]
+            q = dk[c, j]
+        else:
+            c = 0
+            q = dk[0, 0]
+        # Main keys below q (all that are left when the delta is done), one run at a time.
+        while i < n:
+            end = run_start[r + 1]
+            start_w = w
+            if has_tombstones:
+                while i < end and (not have_q or mk[i] < q):
+                    if not t_test(tbits, i):
+                        out_k[w] = mk[i]
+                        out_v[w] = mv[i]
+                        w += 1
+                    i += 1
+            elif have_q:
+                while i < end and mk[i] < q:
+                    out_k[w] = mk[i]
+                    out_v[w] = mv[i]
+                    w += 1
+                    i += 1
+            else:
+                while i < end:
+                    out_k[w] = mk[i]
+                    out_v[w] = mv[i]
+                    w += 1
+                    i += 1
+            leaf = run_leaf[r]
+            if w > start_w and leaf != cur:
+                out_start[nr] = start_w
+                out_leaf[nr] = leaf
+                nr += 1
+                cur = leaf
+            if i == end:
+                r += 1
+            else:
+                break
+        if not have_q:
+            break
+        out_k[w] = q
+        out_v[w] = dv[c, j]
+        leaf = R.route(meta, params, pbits, q, last)
+        if leaf != cur:
+            out_start[nr] = w
+            out_leaf[nr] = leaf
+            nr += 1
+            cur = leaf
+        w += 1
+        j += 1
+        if j == dn[c]:
+            o += 1
+            j = 0
+    out_start[nr] = w
+    return nr
+
+
+@njit(**_JIT)
+def merge_inplace(kbuf, vbuf, n, tbits, has_tombstones, dk, dv, dn, order, k, meta, params,
+                  run_start, run_leaf, out_start, out_leaf):
+    """A merge into main's own buffers (capacity >= live main keys + delta): no new memory.
+
+    First, when there are tombstones, the live keys are compacted forward (their runs too, in
+    place in ``run_start``/``run_leaf``); then the delta is merged in from the back, so every
+    write lands at or after the read position. The keys below the smallest delta key do not
+    move. Writes the output runs into ``out_start``/``out_leaf`` and returns their number.
+    Complexity O(n + d * stages); O(runs) for the unmoved prefix.
+    """
+    nruns = run_leaf.shape[0]
+    if has_tombstones:
+        w = 0
+        nr = 0
+        for r in range(nruns):
+            a = run_start[r]
+            b = run_start[r + 1]
+            leaf = run_leaf[r]
+            start_w = w
+            for i in range(a, b):
+                if not t_test(tbits, i):
+                    kbuf[w] = kbuf[i]
+                    vbuf[w] = vbuf[i]
+                    w += 1
+            if w > start_w and (nr == 0 or run_leaf[nr - 1] != leaf):
+                run_start[nr] = start_w
+                run_leaf[nr] = leaf
+                nr += 1
+        run_start[nr] = w
+        n = w
+        nruns = nr
+    pbits = params.view(np.int64)
+    last = meta[0] - 1
+    d = 0
+    for o in range(k):
+        d += dn[order[o]]
+    # Backward: runs are recorded as (leaf, start) from the end, then reversed.
+    i = n - 1
+    r = nruns - 1
+    o = k - 1
+    j = dn[order[o]] - 1 if k else -1
+    w = n + d - 1
+    nb = 0
+    cur = -1
+    while True:
+        have_q = o >= 0
+        if have_q:
+            c = order[o]
+            q = dk[c, j]
+        else:
+            c = 0
+            q = dk[0, 0]
+        while i >= 0:
+            a = run_start[r]
+            leaf = run_leaf[r]
+            end_w = w
+            if have_q:
+                while i >= a and kbuf[i] > q:
+                    kbuf[w] = kbuf[i]
+                    vbuf[w] = vbuf[i]
+                    w -= 1
+                    i -= 1
+            elif w == i:
+                w = a - 1
+                i = a - 1
+            else:
+                while i >= a:
+                    kbuf[w] = kbuf[i]
+                    vbuf[w] = vbuf[i]
+                    w -= 1
+                    i -= 1
+            if w < end_w and leaf != cur:
+                if cur != -1:
+                    out_start[nb - 1] = end_w + 1
+                out_leaf[nb] = leaf
+                nb += 1
+                cur = leaf
+            if i < a:
+                r -= 1
+            else:
+                break
+        if not have_q:
+            break
+        kbuf[w] = q
+        vbuf[w] = dv[c, j]
+        leaf = R.route(meta, params, pbits, q, last)
+        if leaf != cur:
+            if cur != -1:
+                out_start[nb - 1] = w + 1
+            out_leaf[nb] = leaf
+            nb += 1
+            cur = leaf
+        w -= 1
+        j -= 1
+        if j < 0:
+            o -= 1
+            if o >= 0:
+                j = dn[order[o]] - 1
+    if nb:
+        out_start[nb - 1] = 0
+    # Reverse into forward order.
+    for x in range(nb // 2):
+        y = nb - 1 - x
+        out_start[x], out_start[y] = out_start[y], out_start[x]
+        out_leaf[x], out_leaf[y] = out_leaf[y], out_leaf[x]
+    out_start[nb] = n + d
+    return nb
+
+
+@njit(**_JIT)
+def refit_leaves(meta, params, keys, run_start, run_leaf, nr, log2_table):
+    """Pass B of a merge: refit every leaf by least squares on its keys, then record its errors.
+
+    Routing is not monotone (inner models disagree at their borders), so a leaf may own a few
+    runs far apart; its line is fitted on all of them, with the anchor at its first key, like
+    training does. Then every key is evaluated with the very expression inference uses, so
+    the error bounds hold bit for bit as in :func:`learnedidx._rmi_kernels.leaf_errors`.
+    Leaves without keys become constants (the position where their keys would start), as
+    training makes them. ``params`` is updated in place (leaf records only) and ``meta[1]``
+    must already be n. (Measured here: running the passes over runs in parallel was slower on
+    two shared cores, so they are serial.)
+
+    Returns ``(max_abs_error, sum_log2_error, sum_window)``. Complexity O(n + runs).
+    """
+    n = keys.shape[0]
+    pbits = params.view(np.int64)
+    perr = params.view(np.int32)
+    rec = R.META_HEADER + R.META_STRIDE * (meta[0] - 1)
+    leaves = meta[rec + 1]
+    leaf_base = meta[rec + 2]
+    seen = np.zeros(leaves, dtype=np.bool_)
+    first = np.zeros(leaves, dtype=np.int64)
+    for ru in range(nr):
+        leaf = run_leaf[ru]
+        if not seen[leaf]:
+            seen[leaf] = True
+            first[leaf] = run_start[ru]
+            _set_anchor(params, pbits, leaf_base + leaf * R.LINEAR_WIDTH, keys[run_start[ru]])
+    # Sums of x = key - anchor and y = position - first position, run by run.
+    sums = np.zeros((nr, 3))
+    for ru in range(nr):
+        leaf = run_leaf[ru]
+        base = leaf_base + leaf * R.LINEAR_WIDTH
+        abits = pbits[base]
+        aval = params[base]
+        f = first[leaf]
+        sx = 0.0
+        sxx = 0.0
+        sxy = 0.0
+        for i in range(run_start[ru], run_start[ru + 1]):
+            x = R.key_offset(keys[i], abits, aval)
+            sx += x
+            sxx += x * x
+            sxy += x * (i - f)
+        sums[ru, 0] = sx
+        sums[ru, 1] = sxx
+        sums[ru, 2] = sxy
+    count = np.zeros(leaves, dtype=np.int64)
+    sum_x = np.zeros(leaves)
+    sum_xx = np.zeros(leaves)
+    sum_xy = np.zeros(leaves)
+    sum_y = np.zeros(leaves)
+    for ru in range(nr):
+        leaf = run_leaf[ru]
+        a = run_start[ru]
+        b = run_start[ru + 1]
+        f = first[leaf]
+        sum_x[leaf] += sums[ru, 0]
+        sum_xx[leaf] += sums[ru, 1]
+        sum_xy[leaf] += sums[ru, 2]
+        sum_y[leaf] += ((a - f) + (b - 1 - f)) * (b - a) * 0.5
+        count[leaf] += b - a
+    nxt = n
+    for leaf in range(leaves - 1, -1, -1):
+        base = leaf_base + leaf * R.LINEAR_WIDTH
+        if not seen[leaf]:
+            params[base] = 0.0
+            params[base + 1] = 0.0
+            params[base + 2] = np.float64(nxt)
+            continue
+        nxt = first[leaf]
+        m = count[leaf]
+        sx = sum_x[leaf]
+        sy = sum_y[leaf]
+        var = sum_xx[leaf] - sx * sx / m
+        slope = 0.0
+        intercept = np.float64(nxt)
+        if var > 0.0:
+            s = (sum_xy[leaf] - sx * sy / m) / var
+            c0 = nxt + (sy - s * sx) / m
+            if np.isfinite(s) and np.isfinite(c0) and s >= 0.0:
+                slope = s
+                intercept = c0
+        params[base + 1] = slope
+        params[base + 2] = intercept
+    # Errors, run by run, with the expression inference evaluates.
+    run_lo = np.empty(nr, dtype=np.int64)
+    run_hi = np.empty(nr, dtype=np.int64)
+    run_max = np.empty(nr, dtype=np.int64)
+    run_log2 = np.empty(nr)
+    table_size = log2_table.shape[0]
+    for ru in range(nr):
+        base = leaf_base + run_leaf[ru] * R.LINEAR_WIDTH
+        a = run_start[ru]
+        e_lo = a - R._clamp_index(R._model_output(params, pbits, R.KIND_LINEAR, base, keys[a]), n)
+        e_hi = e_lo + 1
+        worst = 0
+        total = 0.0
+        for i in range(a, run_start[ru + 1]):
+            pos = R._clamp_index(R._model_output(params, pbits, R.KIND_LINEAR, base, keys[i]), n)
+            e = i - pos
+            e_lo = min(e_lo, e)
+            e_hi = max(e_hi, e + 1)
+            err = abs(e)
+            worst = max(worst, err)
+            if err < table_size:
+                total += log2_table[err]
+            else:
+                total += np.log2(err + 1.0)
+        run_lo[ru] = e_lo
+        run_hi[ru] = e_hi
+        run_max[ru] = worst
+        run_log2[ru] = total
+    lo = np.zeros(leaves, dtype=np.int64)
+    hi = np.zeros(leaves, dtype=np.int64)
+    done = np.zeros(leaves, dtype=np.bool_)
+    max_abs = 0
+    sum_log2 = 0.0
+    for ru in range(nr):
+        leaf = run_leaf[ru]
+        if done[leaf]:
+            lo[leaf] = min(lo[leaf], run_lo[ru])
+            hi[leaf] = max(hi[leaf], run_hi[ru])
+        else:
+            done[leaf] = True
+            lo[leaf] = run_lo[ru]
+            hi[leaf] = run_hi[ru]
+        max_abs = max(max_abs, run_max[ru])
+        sum_log2 += run_log2[ru]
+    sum_window = 0
+    for leaf in range(leaves):
+        base = leaf_base + leaf * R.LINEAR_WIDTH
+        perr[2 * (base + R.ERROR_SLOT)] = min(max(lo[leaf], -(2**31)), 2**31 - 1)
+        perr[2 * (base + R.ERROR_SLOT) + 1] = min(max(hi[leaf], -(2**31)), 2**31 - 1)
+        sum_window += hi[leaf] - lo[leaf]
+    return max_abs, sum_log2, sum_window
+
+
+# --- scalar entry points (arrays by address, see learnedidx._pointers) ---------------------
+
+
+@njit(inline="always", **_JIT)
+def _views(h, q):
+    """The arrays named by header h, rebuilt from their addresses."""
+    n = h[H_N]
+    mk = carray(ptr_like(h[H_MK], q), n)
+    mh = carray(ptr_like(h[H_META], np.int64(0)), R.META_HEADER)
+    meta = carray(ptr_like(h[H_META], np.int64(0)), R.META_HEADER + R.META_STRIDE * mh[0])
+    rec = R.META_HEADER + R.META_STRIDE * (meta[0] - 1)
+    params = carray(ptr_like(h[H_PARAMS], np.float64(0.0)), meta[rec + 2] + meta[rec + 1] * meta[rec + 3])
+    tbits = carray(ptr_like(h[H_TBITS], np.uint64(0)), (n >> 6) + 1)
+    tcum = carray(ptr_like(h[H_TCUM], np.int64(0)), (n >> BLOCK_SHIFT) + 2)
+    cap = h[H_CAP]
+    order = carray(ptr_like(h[H_ORDER], np.int64(0)), cap)
+    dmax = carray(ptr_like(h[H_DMAX], q), cap)
+    dk = carray(ptr_like(h[H_DK], q), (cap, h[H_C]))
+    dn = carray(ptr_like(h[H_DN], np.int64(0)), cap)
+    dcum = carray(ptr_like(h[H_DCUM], np.int64(0)), cap + 1)
+    st = carray(ptr_like(h[H_ST], np.int64(0)), ST_SIZE)
+    return mk, meta, params, tbits, tcum, order, dmax, dk, dn, dcum, st
+
+
+@njit(**_JIT)
+def rank_at(h_address, q, right):
+    """Number of live keys < q (<= q when right), for q of the key dtype."""
+    h = carray(ptr_like(h_address, np.int64(0)), H_SIZE)
+    mk, meta, params, tbits, tcum, order, dmax, dk, dn, dcum, st = _views(h, q)
+    p = R.lookup_one(meta, params, mk, q, right)
+    return p - t_below(tbits, tcum, p) + d_rank(dk, dn, order, dmax, dcum, st[K_CHUNKS], st[D_KEYS], q, right == 1)
+
+
+@njit(**_JIT)
+def find_at(h_address, q):
+    """Location of key q: a live main position, ``-2 - delta slot``, or -1."""
+    h = carray(ptr_like(h_address, np.int64(0)), H_SIZE)
+    mk, meta, params, tbits, tcum, order, dmax, dk, dn, dcum, st = _views(h, q)
+    p = R.lookup_one(meta, params, mk, q, 2)
+    if p >= 0:
+        return -1 if t_test(tbits, p) else p
+    s = d_find(dk, dn, order, dmax, st[K_CHUNKS], q)
+    return -2 - s if s >= 0 else -1
