@@ -231,7 +231,6 @@ def _lookup_range_interleaved(meta, params, keys, queries, out, mode, start, end
     phase 3 searches. Each phase's memory accesses were requested one phase earlier, so a
     group waits on DRAM about once instead of once per lookup.
     """
-    n = keys.shape[0]
     last = meta[0] - 1
     leaf_base = meta[META_HEADER + META_STRIDE * last + 2]
     pbits = params.view(np.int64)
