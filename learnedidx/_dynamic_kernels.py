@@ -5,8 +5,9 @@ A DynamicRMI holds three parts; every function here works on their arrays.
 **Main**: sorted unique keys ``mk`` and their values ``mv``, indexed by a static RMI
 (:mod:`learnedidx._rmi_kernels`), plus the leaf *runs*: ``run_start[r] <= i < run_start[r + 1]``
 means main key i is routed to leaf ``run_leaf[r]``. Sorted keys are routed to leaves in
-nondecreasing order almost everywhere, so there are about as many runs as leaves; the runs let
-a merge refit every leaf without routing every key again.
+nondecreasing order almost everywhere (inner models disagree near their borders, so a leaf may
+own a few runs), so there are about as many runs as leaves; the runs let a merge refit every
+leaf without routing every key again.
 
 **Tombstones**: one bit per main position, ``tbits`` (uint64 words), and ``tcum[b]``, the number
 of set bits in the 512-bit blocks before block b, so ``tombstones below p`` costs one load and at
@@ -16,13 +17,19 @@ most 8 popcounts.
 sorted list, like sortedcontainers' ``SortedList``): chunk c holds ``dn[c]`` keys in
 ``dk[c, :dn[c]]`` and their values in ``dv``; ``order[o]`` is the chunk at order position o,
 ``dmax[o]`` its largest key and ``dcum[o]`` the number of delta keys before it. Unused chunks
-sit on the ``free`` stack. ``st`` holds the counters (:data:`K_CHUNKS` ...).
+sit on the ``free`` stack. ``st`` holds the counters (:data:`K_CHUNKS` ...). An *order slot*
+``o * C + j`` names slot j of the chunk at order position o. The *directory* ``dirs[b]`` is the
+order slot of the first delta key >= main key ``b * 64``: the delta keys between main keys
+``p - 1`` and ``p`` lie between two directory entries, a few keys to search.
 
 A key in main is never in the delta, dead (tombstoned) or alive: writing a dead main key clears
 its tombstone. So ``rank(q) = main_rank(q) - tombstones_below(main_rank(q)) + delta_rank(q)``.
 
 Values are passed as unsigned-integer views of their bytes (``values.view(np.uint64)`` for
 8-byte values): kernels only move them, so one compilation serves every 8-byte value dtype.
+Scalar entry points (:func:`rank_at`, :func:`find_at`) take one int64 *header* array by address
+(slots ``H_*``) that holds the addresses and sizes of the others (see
+:mod:`learnedidx._pointers`).
 """
 
 from __future__ import annotations

@@ -1,26 +1,38 @@
 """`DynamicRMI`: an updatable map over a static RMI, a sorted delta, tombstones and a write buffer.
 
-Design (measured numbers in the class docstring and ``docs/design.md``):
+The parts (kernels in :mod:`learnedidx._dynamic_kernels`):
 
 * **Main**: sorted unique keys and their values, indexed by a static :class:`~learnedidx.RMI`.
   Overwriting a main key writes its value in place.
-* **Tombstones**: one bit per main position marks a deleted key (plus a count per 512 bits,
-  so ranks stay O(1)).
-* **Delta**: the keys that are not in main, sorted in chunks of ``chunk_size`` keys (a two-level
-  sorted list): inserting one key shifts at most one chunk.
-* **Write buffer**: ``idx[k] = v`` and ``del idx[k]`` only touch a Python dict (and a set of
-  deleted keys); the buffer is applied as one sorted batch when it is full, or before any read
-  that needs ranks (``lower_bound``, ``range``, ``len``, ``keys``...). Point reads (``get``,
-  ``[]``, ``in``) look at it first, so every read sees every earlier write, exactly.
+* **Tombstones**: one bit per main position marks a deleted key, plus a count per 512 bits, so
+  ``tombstones below p`` costs one load and at most 8 popcounts.
+* **Delta**: the live keys that are not in main, sorted, in chunks of ``chunk_size`` keys (a
+  two-level sorted list): a key inserts by shifting one chunk, a batch by merging into the
+  chunks it touches. A *directory* (one entry per 64 main keys) tells which delta chunk lies
+  between two main keys, so a batch lookup that misses main searches a handful of delta keys.
+* **Write buffer**: ``idx[k] = v`` and ``del idx[k]`` only touch a Python dict and a set; the
+  buffer applies as one sorted batch when ``buffer_size`` writes are pending, or before any read
+  that needs ranks (``lower_bound``, ``range``, ``len``, ``keys``, batch reads). Point reads
+  (``get``, ``[]``, ``in``) look at it first. So every read sees every earlier write, exactly.
 * **Merge**: when the delta plus the tombstones pass ``merge_fraction`` of main, one Numba pass
-  merges them into a new main array and a second refits every leaf of the RMI on its new keys
-  (least squares, then exact error bounds), keeping the upper stages; the leaf of each old key
-  comes from stored runs, so only the delta keys are routed. A full retrain happens only when
-  the refitted leaves lose more than ``retrain_bits`` of average search precision or main has
-  doubled or halved since the last one.
+  merges them into main (in place, from the back, when main's buffers have room: fresh memory
+  costs more in page faults than the merge itself here), and a second refits every leaf of the
+  RMI on its new keys (least squares, then exact error bounds with the inference expression),
+  keeping the upper stages. The leaf of every old key comes from stored *runs* (routing is
+  almost monotone), so only the delta keys are routed. A full retraining happens only when the
+  refitted leaves lose more than ``retrain_bits`` of mean search precision, or main has doubled
+  or halved since the last one.
 
 ``rank(q) = main_rank(q) - tombstones_below(main_rank(q)) + delta_rank(q)``: a key in main is
-never in the delta (writing a deleted main key clears its tombstone instead).
+never in the delta, dead or alive (writing a deleted main key clears its tombstone).
+
+Measured at 10M lognormal uint64 keys on this 2-core machine (``python -m bench.updates``; the
+numbers move by 2x with the other work on it): a merge of 5% of main into main takes 110-200 ms
+in place (the merge pass 40-70 ms, the refit 65-120 ms), 300 ms when main's buffers must grow;
+a full retraining 1.5 s. ``merge_fraction`` 0.02 / 0.05 / 0.1 gave 0.8 / 1.5 / 1.6 M keys/s
+for ``update()`` in 100K-key batches, merges included; 0.05 is the default: most of the gain,
+a delta of at most ~5% of the keys for lookups to search, and 3-6 bytes per key beyond the key
+and value arrays.
 """
 
 from __future__ import annotations
@@ -66,11 +78,12 @@ class DynamicConfig:
 
     Attributes:
         merge_fraction: merge the delta and the tombstones into main when together they exceed
-            this fraction of main (and ``merge_min``). Larger: fewer merges (each one a pass over
-            main, see the class docstring for its cost) but a larger delta, which costs batch
-            updates O(delta) and lookups of delta keys a second search. Default 0.05, measured
-            at 10M keys (bench/updates.py): 0.02 spends most of ``update()`` in merges, 0.1
-            gains little more.
+            this fraction of main (and ``merge_min``). Larger: fewer merges (each one two passes
+            over main, 110-200 ms per 10M keys here) but a larger delta (lookups that miss main
+            search it; batch inserts touch all its chunks) and more memory (main keeps room for
+            ``2 * merge_fraction`` more keys, so that merges can work in place). Default 0.05,
+            measured at 10M keys (module docstring, ``python -m bench.updates``): 0.02 spends
+            most of ``update()`` in merges, 0.1 gains little more and uses twice the memory.
         merge_min: never merge for fewer pending keys than this (small indexes would merge all
             the time). Default 4096.
         buffer_size: single-key writes wait in a Python dict until this many are pending, then
@@ -188,15 +201,27 @@ class DynamicRMI(KeyValueIndex):
     current key order, ``range``, ``get``, ``get_batch``, ``contains``...), with the same exact
     query coercion, and they always see every earlier write.
 
-    Costs (n keys, d delta keys, C = chunk_size; measured at 10M lognormal keys here, see
-    ``python -m bench.updates``): ``idx[k] = v`` O(1) into the buffer plus its share of the
-    buffer's batch; ``update`` of b keys O(b log b + b log(n/b) + d) plus merges; a merge
-    O(n + d * stages), about 0.3 s per 10M keys here, plus a full retrain (~1.5 s per 10M keys)
-    only when the leaves degrade. ``get``/``[]`` O(RMI lookup + log d + C); ``lower_bound``
-    the same after applying the buffer; ``len``, ``keys``, ``values`` apply the buffer, and
-    ``keys``/``values`` materialize the current contents in O(n), cached until the next write.
+    Costs (n keys, d delta keys, k = d / C chunks of C = chunk_size keys; numbers measured at
+    10M lognormal keys, see the module docstring and ``python -m bench.updates``):
 
-    ``save``/``load`` and pickling keep the delta and tombstones (no retraining on load).
+    - ``idx[k] = v``, ``del idx[k]``, ``pop``: O(1) into the buffer (``del``/``pop`` of a key
+      not in it: one lookup), plus a share of the buffer's sorted batch and of the merges.
+    - ``update``/``delete`` of b keys: O(b log b) to sort, one batch RMI search, O(k + b + C *
+      chunks touched) for the delta; plus a merge when due: O(n + d * stages), 110-200 ms per 10M
+      keys, rarely a full retraining (~1.5 s per 10M keys).
+    - ``get``/``[]``/``in``: O(1) for a buffered key, else one RMI lookup and, when it misses
+      main, O(log k + log C) in the delta. ``get_batch``/``contains``: one interleaved pass
+      (main search, tombstone, delta through the directory, value), as fast as the static
+      RMI's ``get_batch`` when few keys are in the delta.
+    - ``lower_bound``/``upper_bound``: the same plus the tombstone and delta counts below q;
+      ``range``: two of them plus O(hits).
+    - ``len``, ``keys``, ``values``, ``lower_bound``, ``range``, batch reads and ``save`` apply
+      the buffer first; ``keys``/``values`` materialize the contents in O(n), cached until the
+      next write (the arrays handed out never change afterwards).
+
+    ``save``/``load`` and pickling keep the delta and tombstones (no retraining on load);
+    a loaded index copies its mapped values before the first write that changes them.
+    Not thread-safe: use one writer, and no reads during writes.
 
     >>> import numpy as np
     >>> idx = DynamicRMI(np.array([10, 30], dtype=np.uint64), values=np.array([1, 3]))
@@ -413,6 +438,31 @@ class DynamicRMI(KeyValueIndex):
         # Everything __setitem__ reads, in one attribute (each attribute load costs here).
         self._fast = (self._kfast, self._kmin, self._kmax, self._vfast, self._vmin, self._vmax,
                       self._log_set, self._log_del, self._log_max)
+        self.get = self._bound_get()
+
+    def _bound_get(self):
+        """:meth:`get` as a closure over what never changes (the buffer's dicts, the header's
+        address, the compiled entry point): about a third cheaper per call than the method."""
+        kfast, kmin, kmax = self._kfast, self._kmin, self._kmax
+        log, dels, entry, haddr, vtype = self._log_set, self._log_del, self._find_entry, self._haddr, self._vtype
+        general = self._get_general
+
+        def get(key, default=None):
+            if type(key) is not kfast or not kmin <= key <= kmax:
+                return general(key, default)
+            if log or dels:
+                v = log.get(key, _MISSING)
+                if v is not _MISSING:
+                    return vtype(v)
+                if key in dels:
+                    return default
+            loc = entry(haddr, key)
+            if loc >= 0:
+                return self._values[loc]
+            return default if loc == -1 else self._dv_flat[-2 - loc]
+
+        get.__doc__ = DynamicRMI.get.__doc__
+        return get
 
     # --- coercion of written keys and values --------------------------------------------------
 
@@ -840,7 +890,8 @@ class DynamicRMI(KeyValueIndex):
                                  self._dn, self._order, st[K.K_CHUNKS], rmi._meta, rmi._params,
                                  self._run_start, self._run_leaf, out_start, out_leaf)
         else:
-            capacity = total + int(min(1.0, 4 * self.config.merge_fraction) * total) + 1
+            # Room for about two more merges of growth before the next reallocation.
+            capacity = total + int(min(1.0, 2 * self.config.merge_fraction) * total) + 1
             kbuf = np.empty(capacity, dtype=self._kdtype)
             vbuf = np.empty(capacity, dtype=self._vdtype)
             nr = K.merge_main(mk, self._values.view(vu), self._tbits, self._t > 0, self._dk, self._dv.view(vu),
@@ -1044,12 +1095,12 @@ class DynamicRMI(KeyValueIndex):
 
         Raises: TypeError for a non-number, ValueError for NaN.
         """
-        if type(key) is self._kfast and self._kmin <= key <= self._kmax:
-            k = key
-        else:
-            k = self._read_key(key)
-            if k is None:
-                return default
+        return self._get_general(key, default)
+
+    def _get_general(self, key, default):
+        k = self._read_key(key)
+        if k is None:
+            return default
         if self._log_set or self._log_del:
             v = self._log_set.get(k, _MISSING)
             if v is not _MISSING:
