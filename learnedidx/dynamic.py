@@ -27,12 +27,13 @@ The parts (kernels in :mod:`learnedidx._dynamic_kernels`):
 never in the delta, dead or alive (writing a deleted main key clears its tombstone).
 
 Measured at 10M lognormal uint64 keys on this 2-core machine (``python -m bench.updates``; the
-numbers move by 2x with the other work on it): a merge of 5% of main into main takes 110-200 ms
-in place (the merge pass 40-70 ms, the refit 65-120 ms), 300 ms when main's buffers must grow;
-a full retraining 1.5 s. ``merge_fraction`` 0.02 / 0.05 / 0.1 gave 0.8 / 1.5 / 1.6 M keys/s
-for ``update()`` in 100K-key batches, merges included; 0.05 is the default: most of the gain,
-a delta of at most ~5% of the keys for lookups to search, and 3-6 bytes per key beyond the key
-and value arrays.
+numbers move by up to 2x with the other work on it): merging 5% of main takes 120-240 ms in
+place (the merge pass 40-75 ms, the refit 55-110 ms), 300-600 ms when main's buffers must grow
+(fresh memory: page faults); a full retraining 1.5 s. ``merge_fraction`` 0.02 / 0.05 / 0.1
+gave 1.0 / 2.2 / 2.4 M keys/s for ``update()`` in 100K-key batches, merges included, and at most
+3.3 / 6.1 / 7.8 bytes per key beyond the key and value arrays. 0.05 is the default: most of the
+throughput, batch lookups as fast as the static RMI's after 10% more keys (400K of them in the
+delta), and memory well under 8.5 bytes per key.
 """
 
 from __future__ import annotations
@@ -79,11 +80,12 @@ class DynamicConfig:
     Attributes:
         merge_fraction: merge the delta and the tombstones into main when together they exceed
             this fraction of main (and ``merge_min``). Larger: fewer merges (each one two passes
-            over main, 110-200 ms per 10M keys here) but a larger delta (lookups that miss main
+            over main, 120-240 ms per 10M keys here) but a larger delta (lookups that miss main
             search it; batch inserts touch all its chunks) and more memory (main keeps room for
-            ``2 * merge_fraction`` more keys, so that merges can work in place). Default 0.05,
+            ``min(0.2, 4 * merge_fraction)`` more keys, so that merges work in place). Default 0.05,
             measured at 10M keys (module docstring, ``python -m bench.updates``): 0.02 spends
-            most of ``update()`` in merges, 0.1 gains little more and uses twice the memory.
+            most of ``update()`` in merges (1.0 M keys/s), 0.1 gains little (2.4 against 2.2 M
+            keys/s) for more memory and a delta twice as large.
         merge_min: never merge for fewer pending keys than this (small indexes would merge all
             the time). Default 4096.
         buffer_size: single-key writes wait in a Python dict until this many are pending, then
@@ -207,7 +209,7 @@ class DynamicRMI(KeyValueIndex):
     - ``idx[k] = v``, ``del idx[k]``, ``pop``: O(1) into the buffer (``del``/``pop`` of a key
       not in it: one lookup), plus a share of the buffer's sorted batch and of the merges.
     - ``update``/``delete`` of b keys: O(b log b) to sort, one batch RMI search, O(k + b + C *
-      chunks touched) for the delta; plus a merge when due: O(n + d * stages), 110-200 ms per 10M
+      chunks touched) for the delta; plus a merge when due: O(n + d * stages), 120-240 ms per 10M
       keys, rarely a full retraining (~1.5 s per 10M keys).
     - ``get``/``[]``/``in``: O(1) for a buffered key, else one RMI lookup and, when it misses
       main, O(log k + log C) in the delta. ``get_batch``/``contains``: one interleaved pass
@@ -293,7 +295,16 @@ class DynamicRMI(KeyValueIndex):
         self._merge_seconds = 0.0
         self._max_merge_seconds = 0.0
         self._last_merge_seconds = 0.0
-        self._install_main(mk, mv, self._train(mk), None, mv if owned else None)
+        kbuf = vbuf = None
+        if copy:
+            # Our own buffers with room to grow, so that merges can work in place.
+            kbuf, vbuf = self._buffers(len(mk))
+            kbuf[:len(mk)] = mk
+            vbuf[:len(mk)] = mv
+            mk = kbuf[:len(mk)]
+            mk.flags.writeable = False
+            mv = vbuf[:len(mv)]
+        self._install_main(mk, mv, self._train(mk), kbuf, vbuf)
         self._new_delta(_INITIAL_CHUNKS)
         self.build_time_ns = time.perf_counter_ns() - start
         self._bind_fast_paths()
@@ -347,6 +358,13 @@ class DynamicRMI(KeyValueIndex):
         self._dirs = np.zeros((n >> K.DIR_SHIFT) + 2, dtype=np.int64)
         self._dir_valid = False
         self._snap = None
+
+    def _buffers(self, n: int):
+        """New key and value buffers for n keys with room to grow: ``min(0.2, 4 * merge_fraction)``
+        of n more, about four merges of inserts before the next reallocation (which costs page
+        faults: more than the merge itself here)."""
+        capacity = n + int(min(0.2, 4 * self.config.merge_fraction) * n) + 1
+        return np.empty(capacity, dtype=self._kdtype), np.empty(capacity, dtype=self._vdtype)
 
     def _new_delta(self, cap: int) -> None:
         c = int(self.config.chunk_size)
@@ -880,7 +898,7 @@ class DynamicRMI(KeyValueIndex):
         n = len(mk)
         total = n - self._t + d
         runs = len(self._run_leaf)
-        out_start = np.empty(runs + 2 * d + 2, dtype=np.int64)
+        out_start = np.empty(runs + 2 * d + 2, dtype=np.int64)  # a delta key may split a run in three
         out_leaf = np.empty(runs + 2 * d + 1, dtype=np.int64)
         kbuf, vbuf = self._kbuf, self._vbuf
         if (kbuf is not None and vbuf is not None and not self._keys_shared and self._values_owned
@@ -890,10 +908,7 @@ class DynamicRMI(KeyValueIndex):
                                  self._dn, self._order, st[K.K_CHUNKS], rmi._meta, rmi._params,
                                  self._run_start, self._run_leaf, out_start, out_leaf)
         else:
-            # Room for about two more merges of growth before the next reallocation.
-            capacity = total + int(min(1.0, 2 * self.config.merge_fraction) * total) + 1
-            kbuf = np.empty(capacity, dtype=self._kdtype)
-            vbuf = np.empty(capacity, dtype=self._vdtype)
+            kbuf, vbuf = self._buffers(total)
             nr = K.merge_main(mk, self._values.view(vu), self._tbits, self._t > 0, self._dk, self._dv.view(vu),
                               self._dn, self._order, st[K.K_CHUNKS], rmi._meta, rmi._params,
                               self._run_start, self._run_leaf, kbuf, vbuf.view(vu), out_start, out_leaf)
@@ -1376,6 +1391,11 @@ class DynamicRMI(KeyValueIndex):
         """Pickle as :meth:`_state` (applying the write buffer first); unpickling never trains."""
         config, arrays = self._state()
         return _unpickle, (type(self), config, arrays)
+
+    def __copy__(self):
+        """An independent copy (merges rewrite main's buffers in place, so nothing is shared)."""
+        config, arrays = self._state()
+        return _unpickle(type(self), config, {name: np.array(a) for name, a in arrays.items()})
 
 
 def _unpickle(cls, config, arrays):

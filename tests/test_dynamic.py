@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
 
@@ -34,7 +35,7 @@ def reference_check(idx, model: dict):
 
 # --- the state machine ------------------------------------------------------------------------
 
-MACHINE_SETTINGS = settings(max_examples=80, stateful_step_count=40, deadline=None, derandomize=True,
+MACHINE_SETTINGS = settings(max_examples=150, stateful_step_count=50, deadline=None, derandomize=True,
                             suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -54,7 +55,7 @@ class UnbufferedRetrainingMachine(UpdatableIndexMachine):
 TestDynamicRMIMachine = DynamicRMIMachine.TestCase
 TestDynamicRMIMachine.settings = MACHINE_SETTINGS
 TestUnbufferedRetrainingMachine = UnbufferedRetrainingMachine.TestCase
-TestUnbufferedRetrainingMachine.settings = settings(MACHINE_SETTINGS, max_examples=40)
+TestUnbufferedRetrainingMachine.settings = settings(MACHINE_SETTINGS, max_examples=60)
 
 
 class ForgetfulDelete(DynamicRMI):
@@ -495,13 +496,20 @@ def test_save_load_keeps_delta_and_tombstones(tmp_path, mmap):
     _same(learnedidx.load(path, mmap=mmap, verify=True), idx, queries)
 
 
-def test_pickle_round_trip():
+def test_pickle_and_copy():
     idx, queries = _pending_index()
-    copy = pickle.loads(pickle.dumps(idx))
-    copy._check()
-    _same(copy, idx, queries)
-    copy[12345] = 1
-    assert 12345 in copy and 12345 not in idx
+    copies = [pickle.loads(pickle.dumps(idx)), copy.copy(idx), copy.deepcopy(idx)]
+    for copied in copies:
+        copied._check()
+        _same(copied, idx, queries)
+        copied[12345] = 1
+        copied.merge()
+        assert 12345 in copied and 12345 not in idx
+    idx.update(np.arange(2001, 2200, 2, dtype=np.uint64), np.arange(100))
+    idx.merge()  # in place: the copies must not see it
+    assert 2001 in idx and not any(2001 in c for c in copies)
+    for copied in copies:
+        copied._check()
 
 
 def test_load_rejects_inconsistent_state(tmp_path, monkeypatch):
