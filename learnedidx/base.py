@@ -86,6 +86,14 @@ class KeyValueIndex:
         """
         raise NotImplementedError
 
+    #: What the batch path does for large batches (the bench reports it next to its times).
+    batch_variant = "loop"
+
+    def _search_loop(self, queries: np.ndarray, mode: int) -> np.ndarray:
+        """:meth:`_search_array` one lookup after another (SOSD's loop), without interleaving:
+        the bench times both modes. Indexes whose batch path is a plain loop inherit this."""
+        return self._search_array(queries, mode)
+
     def _search_scalar(self, q, mode: int) -> int:
         """Answer for one query already in the key dtype; mode LEFT, RIGHT or FIND."""
         if mode == FIND:
