@@ -265,3 +265,20 @@ def lookup_batch_parallel(inner, meta, keys, queries, out, mode):
     m = queries.shape[0]
     for c in prange((m + CHUNK - 1) // CHUNK):
         lookup_range(inner, meta, keys, queries, out, c * CHUNK, min(m, (c + 1) * CHUNK), mode)
+
+
+@njit(**_JIT)
+def lookup_batch_plain(inner, meta, keys, queries, out, mode):
+    """``out[i] = lookup_scalar(queries[i])``, one query at a time: no lockstep, no prefetch
+    (the ``interleaved=False`` path and the bench's loop mode). Complexity O(m (L * B + B))."""
+    for i in range(queries.shape[0]):
+        out[i] = lookup_scalar(inner, meta, keys, queries[i], mode)
+
+
+@njit(parallel=True, **_JIT)
+def lookup_batch_plain_parallel(inner, meta, keys, queries, out, mode):
+    """:func:`lookup_batch_plain` split into contiguous chunks over the Numba thread pool."""
+    m = queries.shape[0]
+    for c in prange((m + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(m, (c + 1) * CHUNK)):
+            out[i] = lookup_scalar(inner, meta, keys, queries[i], mode)

@@ -26,6 +26,13 @@ def whole_number(name: str, value, minimum: int, maximum: int | None = None) -> 
     return int(value)
 
 
+def flag(name: str, value) -> bool:
+    """``value`` as a bool; TypeError for anything but True or False (numpy bools included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def use_threads(n_queries: int, threshold: int) -> bool:
     """True when a batch of ``n_queries`` should run on every Numba thread."""
     return n_queries >= threshold and numba.get_num_threads() > 1

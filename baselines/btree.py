@@ -9,17 +9,18 @@ from learnedidx.base import KeyValueIndex, compile_scalar_entry
 from learnedidx.persist import register
 
 from . import _btree_kernels as K
-from ._common import PARALLEL_THRESHOLD, check_options, use_threads, whole_number
+from ._common import PARALLEL_THRESHOLD, check_options, flag, use_threads, whole_number
 
 DEFAULT_NODE_KEYS = 16
 MAX_NODE_KEYS = 1 << 12
+_OPTIONS = ("node_keys", "parallel_threshold", "interleaved")
 
 
 class BTree(KeyValueIndex):
     """A static B+tree over the sorted keys, with cache-line nodes and no Python objects.
 
-    ``BTree(keys, values=None, *, node_keys=16, parallel_threshold=16384, assume_sorted=False,
-    copy=True)``
+    ``BTree(keys, values=None, *, node_keys=16, parallel_threshold=16384, interleaved=True,
+    assume_sorted=False, copy=True)``
 
     Bulk-loaded from the sorted keys. The leaves are the key array itself, cut into blocks of
     ``node_keys`` keys (never copied); above them, flat arrays of separator keys (each the
@@ -51,14 +52,16 @@ class BTree(KeyValueIndex):
             8 leads 16 by 3-10% across runs (12% on one thread) for twice the memory, so 16 is
             the default; 32 and 64 have fewer levels, hence faster single lookups.
         parallel_threshold: batches of at least this many queries use every Numba thread.
+        interleaved: batches walk 32 queries in lockstep with prefetches (True, the default) or
+            one query at a time (False; what the bench's loop mode times). Same answers.
 
     Lookups cost O(log_B(n) * B) comparisons in O(log_B(n)) cache-line groups; building costs
     O(n / B) after sorting, and the inner levels take ``8 * n / (B - 1)`` bytes or so for
     8-byte keys.
 
     Raises:
-        TypeError: unknown options. ValueError: an invalid option, or invalid keys/values
-            (see :class:`learnedidx.KeyValueIndex`).
+        TypeError: unknown options, or ``interleaved`` not a bool. ValueError: an invalid
+            option, or invalid keys/values (see :class:`learnedidx.KeyValueIndex`).
 
     >>> import numpy as np
     >>> t = BTree(np.array([10, 20, 20, 20, 40], dtype=np.uint64), node_keys=2)
@@ -68,25 +71,44 @@ class BTree(KeyValueIndex):
 
     name = "BTree"
     _native_find = True
+    batch_variant = f"interleaved x{K.INTERLEAVE} + prefetch"
 
     def _build(self, **options):
-        check_options(type(self).__name__, options, ("node_keys", "parallel_threshold"))
+        check_options(type(self).__name__, options, _OPTIONS)
         self.node_keys = whole_number(
             "node_keys", options.get("node_keys", DEFAULT_NODE_KEYS), 2, MAX_NODE_KEYS
         )
+        self._set_search_options(options)
+        self._inner, self._meta = K.build(self._keys, self.node_keys)
+
+    def _set_search_options(self, options):
         self.parallel_threshold = whole_number(
             "parallel_threshold", options.get("parallel_threshold", PARALLEL_THRESHOLD), 1
         )
-        self._inner, self._meta = K.build(self._keys, self.node_keys)
+        self.interleaved = flag("interleaved", options.get("interleaved", True))
+        if not self.interleaved:
+            self.batch_variant = "loop"
 
     # --- searches -----------------------------------------------------------------------------
 
     def _search_array(self, queries, mode):
+        if not self.interleaved:
+            return self._search_loop(queries, mode)
         out = np.empty(len(queries), dtype=np.int64)
         if use_threads(len(queries), self.parallel_threshold):
             K.lookup_batch_parallel(self._inner, self._meta, self._keys, queries, out, mode)
         else:
             K.lookup_batch(self._inner, self._meta, self._keys, queries, out, mode)
+        return out
+
+    def _search_loop(self, queries, mode):
+        """One query at a time through the levels (no lockstep, no prefetch), on every Numba
+        thread from ``parallel_threshold`` queries as the batch path. O(m log_B(n) B)."""
+        out = np.empty(len(queries), dtype=np.int64)
+        if use_threads(len(queries), self.parallel_threshold):
+            K.lookup_batch_plain_parallel(self._inner, self._meta, self._keys, queries, out, mode)
+        else:
+            K.lookup_batch_plain(self._inner, self._meta, self._keys, queries, out, mode)
         return out
 
     def _search_scalar(self, q, mode):
@@ -147,7 +169,8 @@ class BTree(KeyValueIndex):
     def _state(self):
         """Base state plus the options and the arrays ``inner`` and ``meta``."""
         config, arrays = super()._state()
-        config["options"] = {"node_keys": self.node_keys, "parallel_threshold": self.parallel_threshold}
+        config["options"] = {"node_keys": self.node_keys, "parallel_threshold": self.parallel_threshold,
+                             "interleaved": self.interleaved}
         arrays["inner"], arrays["meta"] = self._inner, self._meta
         return config, arrays
 
@@ -158,9 +181,9 @@ class BTree(KeyValueIndex):
         lays out for these keys, so no lookup can leave the arrays. Raises ValueError.
         """
         options = config["options"]
-        check_options(type(self).__name__, options, ("node_keys", "parallel_threshold"))
+        check_options(type(self).__name__, options, _OPTIONS)
         b = self.node_keys = whole_number("node_keys", options["node_keys"], 2, MAX_NODE_KEYS)
-        self.parallel_threshold = whole_number("parallel_threshold", options["parallel_threshold"], 1)
+        self._set_search_options(options)  # files from before ``interleaved`` get its default
         inner, meta = arrays["inner"], arrays["meta"]
         if inner.dtype != self._keys.dtype or inner.ndim != 1 or meta.dtype != np.int64 or meta.ndim != 1:
             raise ValueError(f"inner must be 1-D {self._keys.dtype} and meta 1-D int64")

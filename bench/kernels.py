@@ -1,0 +1,186 @@
+"""Kernel measurements behind issue 7's choices, on lognormal uint64 keys.
+
+``python -m bench.kernels binary --n 100M --threads 1``: BinarySearch batch kernels, the plain
+loop against lock-step groups of 8-64 lookups prefetching each lookup's next probe, and against
+prefetching both candidate probes of the level after next instead.
+
+``python -m bench.kernels sorted --n 100M --threads 2``: sorted batches of several densities
+m/n, the galloping path of :mod:`learnedidx._sorted` against the batch paths of RMI, BTree and
+BinarySearch on the same queries.
+
+Keys: ``datasets.generators.GENERATORS['lognormal'](n, seed)``; queries: present keys drawn
+with ``default_rng(seed + 1)``. Every kernel runs once untimed (compiling, answers checked
+against ``np.searchsorted``), then the candidates are timed in alternating rounds so that a
+change of machine load hits them alike; the median per candidate is printed in ns/lookup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from baselines import _binary_kernels as BK
+from learnedidx._prefetch import prefetch
+from learnedidx._search import before
+
+from .cli import _count
+
+
+@njit(nogil=True, cache=True)
+def _two_ahead_range(keys, queries, out, start, stop, group):
+    """The lock-step walk prefetching both candidate probes of the level after next (the
+    alternative the BinarySearch kernel was measured against), lower_bound only."""
+    n = keys.shape[0]
+    bases = np.empty(group, np.int64)
+    targets = np.empty(group, queries.dtype)
+    for first in range(start, stop, group):
+        size = min(group, stop - first)
+        for g in range(size):
+            bases[g] = 0
+            targets[g] = queries[first + g]
+        length = n
+        while length > 1:
+            half = length >> 1
+            length -= half
+            next_half = length >> 1
+            after = (length - next_half) >> 1
+            for g in range(size):
+                b = bases[g]
+                if before(keys[b + half], targets[g], False):
+                    b += half
+                bases[g] = b
+                prefetch(keys, b + after)
+                prefetch(keys, b + next_half + after)
+        for g in range(size):
+            b = bases[g]
+            if length == 1 and before(keys[b], targets[g], False):
+                b += 1
+            out[first + g] = b
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def _two_ahead_parallel(keys, queries, out, group):
+    m = queries.shape[0]
+    for c in prange((m + BK.CHUNK - 1) // BK.CHUNK):
+        _two_ahead_range(keys, queries, out, c * BK.CHUNK, min(m, (c + 1) * BK.CHUNK), group)
+
+
+def _rounds(candidates: dict, rounds: int, per_lookup: dict) -> dict:
+    """Median ns/lookup of each ``name -> fn`` over alternating rounds."""
+    times = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            start = time.perf_counter_ns()
+            fn()
+            times[name].append((time.perf_counter_ns() - start) / per_lookup[name])
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def _keys(n: int, seed: int) -> np.ndarray:
+    from datasets.generators import GENERATORS
+
+    keys = GENERATORS["lognormal"](n, seed)
+    keys.flags.writeable = False
+    return keys
+
+
+def binary(args) -> None:
+    keys = _keys(args.n, args.seed)
+    m = args.lookups
+    queries = keys[np.random.default_rng(args.seed + 1).integers(0, len(keys), m)]
+    expected = np.searchsorted(keys, queries)
+    out = np.empty(m, np.int64)
+    threads = numba.get_num_threads() > 1
+    plain = BK.lookup_batch_parallel if threads else BK.lookup_batch
+    interleaved = BK.lookup_batch_interleaved_parallel if threads else BK.lookup_batch_interleaved
+    candidates = {"plain loop": lambda: plain(keys, queries, out, 0)}
+    for g in (8, 16, 32, 64):
+        candidates[f"next probe x{g}"] = lambda g=g: interleaved(keys, queries, out, 0, g)
+    for g in (16, 32):
+        if threads:
+            candidates[f"both, 2 ahead x{g}"] = lambda g=g: _two_ahead_parallel(keys, queries, out, g)
+        else:
+            candidates[f"both, 2 ahead x{g}"] = lambda g=g: _two_ahead_range(keys, queries, out, 0, m, g)
+    for name, fn in candidates.items():
+        out[:] = -1
+        fn()
+        if not np.array_equal(out, expected):
+            raise SystemExit(f"{name}: wrong answers")
+    result = _rounds(candidates, args.rounds, dict.fromkeys(candidates, m))
+    print(f"{len(keys):,} lognormal keys, {m:,} random present lookups, {numba.get_num_threads()} threads, "
+          f"median of {args.rounds} rounds (ns/lookup)")
+    base = result["plain loop"]
+    for name, ns in result.items():
+        print(f"  {name:20s} {ns:8.1f}   {base / ns:5.2f}x")
+
+
+def sorted_batches(args) -> None:
+    from baselines import BinarySearch, BTree
+    from learnedidx import RMI
+    from learnedidx import _sorted as S
+
+    keys = _keys(args.n, args.seed)
+    n = len(keys)
+    threads = numba.get_num_threads() > 1
+    indexes = {}
+    for name, cls in (("RMI", RMI), ("BTree", BTree), ("BinarySearch", BinarySearch)):
+        if name.lower() in args.indexes:
+            indexes[name] = cls(keys, copy=False)
+    sorted_kernel = S.search_sorted_parallel if threads else S.search_sorted
+    rng = np.random.default_rng(args.seed + 1)
+    print(f"{n:,} lognormal keys, sorted present lookups, {numba.get_num_threads()} threads, "
+          f"median of {args.rounds} rounds (ns/lookup); ratio = index batch path / sorted path")
+    header = f"  {'n/m':>6} {'m':>11}  {'sorted':>7}  {'check':>5}"
+    header += "".join(f"  {name:>12} {'ratio':>6}" for name in indexes)
+    print(header)
+    for gap in args.gaps:
+        m = max(1, n // gap)
+        queries = np.sort(keys[rng.integers(0, n, m)])
+        out = np.empty(m, np.int64)
+        candidates = {"sorted": lambda: sorted_kernel(keys, queries, out, 0),
+                      "check": lambda: S.is_sorted(queries)}
+        for name, idx in indexes.items():
+            candidates[name] = lambda idx=idx: idx._search_array(queries, 0)
+        expected = np.searchsorted(keys, queries)
+        sorted_kernel(keys, queries, out, 0)
+        if not np.array_equal(out, expected):
+            raise SystemExit(f"sorted path: wrong answers at n/m={gap}")
+        for name, idx in indexes.items():
+            if not np.array_equal(idx._search_array(queries, 0), expected):
+                raise SystemExit(f"{name}: wrong answers at n/m={gap}")
+        del expected
+        result = _rounds(candidates, args.rounds, dict.fromkeys(candidates, m))
+        line = f"  {gap:>6} {m:>11,}  {result['sorted']:7.1f}  {result['check']:5.1f}"
+        line += "".join(f"  {result[name]:12.1f} {result[name] / result['sorted']:5.2f}x" for name in indexes)
+        print(line, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.kernels", description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=("binary", "sorted"))
+    p.add_argument("--n", type=_count, default=10_000_000, help="keys (default 10M)")
+    p.add_argument("--lookups", type=_count, default=1_000_000, help="random lookups (binary; default 1M)")
+    p.add_argument("--gaps", type=_count, nargs="+", default=[1, 2, 4, 16, 64, 256, 1024, 4096],
+                   help="n/m of the sorted batches (sorted; default 1 2 4 16 64 256 1024 4096)")
+    p.add_argument("--indexes", nargs="+", default=["rmi", "btree", "binarysearch"], type=str.lower,
+                   help="batch paths compared with the sorted path (sorted)")
+    p.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
+    p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all)")
+    p.add_argument("--seed", type=int, default=42)
+    args = p.parse_args(argv)
+    if args.threads:
+        numba.set_num_threads(args.threads)
+    if args.what == "binary":
+        binary(args)
+    else:
+        sorted_batches(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
