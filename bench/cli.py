@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="Benchmark learned and classic indexes on the same lookups: build time, size, "
-                    "batch and scalar lower_bound speed. With no arguments: 20M lognormal uint64 keys "
+                    "lower_bound speed one lookup at a time (loop), in batch (with the batch path's variant) "
+                    "and as scalar calls. With no arguments: 20M lognormal uint64 keys "
                     "plus the real key sets in ../shared/datasets when present.",
     )
     p.add_argument("--datasets", nargs="+", metavar="NAME_OR_PATH",
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="index names (default: all default variants); see --list")
     p.add_argument("--lookups", type=_count, default=1_000_000, help="lookups per run (default 1M)")
     p.add_argument("--negative-ratio", type=float, default=0.0, help="share of absent lookups (default 0)")
-    p.add_argument("--repeats", type=int, default=5, help="timed batch runs per index; the median is reported")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per index and mode (loop, batch), alternating; medians are reported")
     p.add_argument("--scalar-lookups", type=_count, default=100_000, help="Python-loop scalar calls timed")
     p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
     p.add_argument("--seed", type=int, default=42, help="seed of the generated keys and the lookups")

@@ -2,10 +2,17 @@
 
 For each index on a key set: compile (a build and a lookup on a tiny key set of the same dtype,
 timed apart), build (wall time and peak resident memory), the first lookup call after the build,
-then the batch ``lower_bound`` over the whole workload ``repeats`` times (median reported), for
-indexes that can be saved the save, the memory-mapped load and the first lookup after it, and a
-Python loop of scalar ``lower_bound(int)`` calls. Every timed run's answers are compared with
-the expected answers; an index that answers wrong gets no time at all.
+then two modes over the whole workload, ``repeats`` times each, alternating (medians reported):
+
+* batch: ``lower_bound(queries)``, the index's batch path (interleaved kernels where it has
+  them; ``batch_variant`` names what it does);
+* loop: ``_search_loop(queries, LEFT)``, the same lookups one after another (SOSD's loop), no
+  interleaving, with the batch path's threads, on the queries coerced to the key dtype once
+  beforehand (the workloads are in the key dtype: the very same array, no copy).
+
+Then, for indexes that can be saved, the save, the memory-mapped load and the first lookup
+after it, and a Python loop of scalar ``lower_bound(int)`` calls. Every timed run's answers
+are compared with the expected answers; an index that answers wrong gets no time at all.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from learnedidx._coerce import LEFT, coerce_array
 
 from .registry import IndexSpec
 
@@ -43,6 +52,9 @@ class Result:
     key_copy_bytes: int | None = None
     batch_ns: float | None = None
     batch_runs: int = 0
+    loop_ns: float | None = None
+    loop_runs: int = 0
+    batch_variant: str = ""  #: what the batch path does (``KeyValueIndex.batch_variant``)
     scalar_ns: float | None = None
     peak_build_mb: float | None = None
     save_s: float | None = None
@@ -107,9 +119,12 @@ class PeakRSS:
 def _compile(spec: IndexSpec, dtype: np.dtype) -> float:
     """Build and query a tiny index of the same dtype: JIT compilation (or cache loading)."""
     tiny = np.arange(1, 65, dtype=dtype)
+    many = np.resize(tiny[::-1], 1 << 14)  # enough for the multi-threaded kernels (default threshold)
     start = time.perf_counter()
     idx = spec.factory(tiny)
     idx.lower_bound(tiny[:3])
+    idx.lower_bound(many)
+    idx._search_loop(many, LEFT)
     idx.lower_bound(int(tiny[1]) if dtype.kind in "iu" else float(tiny[1]))
     return time.perf_counter() - start
 
@@ -138,6 +153,14 @@ def _measure_persistence(idx, queries, expected, result: Result) -> None:
         del loaded
 
 
+def _loop(idx, values: np.ndarray, forced) -> np.ndarray:
+    """The loop mode's answers: ``_search_loop`` over coerced queries, the forced ones set to n."""
+    out = idx._search_loop(values, LEFT) if len(values) else np.zeros(0, np.int64)
+    if forced is not None:
+        out[forced] = len(idx)
+    return out
+
+
 def measure(spec: IndexSpec, dataset: str, keys: np.ndarray, queries: np.ndarray, expected: np.ndarray,
             repeats: int = 5, scalar_lookups: int = 100_000, persist: bool = True) -> Result:
     """Measure one index on one key set; see the module docstring. Never raises for the index's
@@ -158,25 +181,37 @@ def measure(spec: IndexSpec, dataset: str, keys: np.ndarray, queries: np.ndarray
         copy = getattr(idx, "key_copy_bytes", None)
         result.key_copy_bytes = int(copy()) if callable(copy) else 0
 
+        result.batch_variant = str(getattr(idx, "batch_variant", ""))
+
         start = time.perf_counter()
         idx.lower_bound(queries[:1])
         result.first_call_ms = (time.perf_counter() - start) * 1e3
 
-        times = []
+        values, forced, _ = coerce_array(np.ravel(queries), idx.keys.dtype, LEFT)
+        warm = 1 << 14  # untimed: loads the kernels for these arrays' types, multi-threaded ones too
+        idx.lower_bound(queries[:warm])
+        idx._search_loop(values[:warm], LEFT)
+        modes = {"batch": lambda: idx.lower_bound(queries), "loop": lambda: _loop(idx, values, forced)}
+        times = {mode: [] for mode in modes}
         for _ in range(repeats):
-            start = time.perf_counter_ns()
-            answers = idx.lower_bound(queries)
-            elapsed = time.perf_counter_ns() - start
-            if not np.array_equal(answers, expected):
-                bad = int(np.flatnonzero(answers != expected)[0])
-                result.note = (f"WRONG ANSWERS: lower_bound({queries[bad]!r}) = {answers[bad]}, "
-                               f"expected {expected[bad]}; no time reported")
-                return result
-            times.append(elapsed)
-            if elapsed > SLOW_RUN_S * 1e9:
+            for mode, run in modes.items():
+                start = time.perf_counter_ns()
+                answers = run()
+                elapsed = time.perf_counter_ns() - start
+                if not np.array_equal(answers, expected):
+                    bad = int(np.flatnonzero(answers != expected)[0])
+                    call = "lower_bound" if mode == "batch" else "_search_loop"
+                    result.note = (f"WRONG ANSWERS: {call}({queries[bad]!r}) = {answers[bad]}, "
+                                   f"expected {expected[bad]}; no time reported")
+                    result.batch_ns = result.loop_ns = None
+                    return result
+                times[mode].append(elapsed)
+            if max(times["batch"][-1], times["loop"][-1]) > SLOW_RUN_S * 1e9:
                 break
-        result.batch_ns = float(np.median(times)) / max(1, len(queries))
-        result.batch_runs = len(times)
+        per_lookup = max(1, len(queries))
+        result.batch_ns = float(np.median(times["batch"])) / per_lookup
+        result.loop_ns = float(np.median(times["loop"])) / per_lookup
+        result.batch_runs = result.loop_runs = len(times["batch"])
 
         if persist and hasattr(idx, "_state"):
             _measure_persistence(idx, queries, expected, result)

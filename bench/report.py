@@ -15,9 +15,10 @@ BASELINE = "BinarySearch"
 
 _COLUMNS = [
     ("index", 18), ("build s", 8), ("index bytes", 12), ("% keys", 7), ("total bytes", 12),
-    ("batch ns", 9), ("vs BinSrch", 10), ("scalar ns", 9), ("compile s", 9), ("1st call ms", 11),
-    ("load ms", 8), ("1st after load us", 17),
+    ("loop ns", 8), ("batch ns", 9), ("vs BinSrch", 10), ("scalar ns", 9), ("compile s", 9),
+    ("1st call ms", 11), ("load ms", 8), ("1st after load us", 17), ("variant", 26),
 ]
+_LEFT_ALIGNED = {"index", "variant"}
 
 
 def _bytes(b: int | None) -> str:
@@ -34,15 +35,20 @@ def _num(x, fmt: str) -> str:
     return "-" if x is None else format(x, fmt)
 
 
+def _cell(text: str, column: str, width: int) -> str:
+    return text.ljust(width) if column in _LEFT_ALIGNED else text.rjust(width)
+
+
 def table(results: list[Result]) -> str:
-    """A fixed-width table of one dataset's results, with speed ratios against BinarySearch."""
+    """A fixed-width table of one dataset's results: loop and batch ns/lookup, the batch speed
+    ratio against BinarySearch's batch, and what each batch path does (``variant``)."""
     if not results:
         return ""
     first = results[0]
     base = next((r.batch_ns for r in results if r.index == BASELINE and r.batch_ns), None)
     title = (f"{first.dataset}: {first.n_keys:,} keys ({_bytes(first.key_bytes)}), "
              f"{first.n_lookups:,} lookups")
-    header = "  ".join(name.rjust(width) if i else name.ljust(width) for i, (name, width) in enumerate(_COLUMNS))
+    header = "  ".join(_cell(name, name, width) for name, width in _COLUMNS).rstrip()
     lines = [title, header, "-" * len(header)]
     notes = []
     for r in results:
@@ -50,11 +56,12 @@ def table(results: list[Result]) -> str:
         pct = f"{100 * r.index_bytes / r.key_bytes:.2f}" if r.index_bytes is not None and r.key_bytes else "-"
         total = _bytes(r.total_bytes) if r.key_copy_bytes else ""
         cells = [
-            r.index, _num(r.build_s, ".2f"), _bytes(r.index_bytes), pct, total,
+            r.index, _num(r.build_s, ".2f"), _bytes(r.index_bytes), pct, total, _num(r.loop_ns, ".1f"),
             _num(r.batch_ns, ".1f"), ratio, _num(r.scalar_ns, ".0f"), _num(r.compile_s, ".2f"),
             _num(r.first_call_ms, ".2f"), _num(r.load_ms, ".1f"), _num(r.first_lookup_after_load_us, ".0f"),
+            r.batch_variant if r.batch_ns is not None else "-",
         ]
-        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, (_, w)) in enumerate(zip(cells, _COLUMNS))))
+        lines.append("  ".join(_cell(c, name, w) for c, (name, w) in zip(cells, _COLUMNS)).rstrip())
         if r.note:
             notes.append(f"  {r.index}: {r.note}")
     lines += notes

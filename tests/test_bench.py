@@ -12,6 +12,7 @@ from bench import registry
 from bench.cli import main
 from bench.harness import measure
 from bench.registry import IndexSpec
+from baselines import BinarySearch, BTree
 from learnedidx import RMI
 
 
@@ -20,17 +21,27 @@ def test_quick_run_writes_every_output(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "lognormal_50K_uint64" in out and "RMI" in out
+    header = next(line for line in out.splitlines() if line.startswith("index "))
+    assert header.index("loop ns") < header.index("batch ns") < header.index("variant")
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     names = {r["index"] for r in rows}
     default_names = {s.name for s in registry.select(None)[0]}
     assert names == default_names
     for r in rows:
         assert not r["note"].startswith("WRONG"), r
+        if r["batch_ns"]:  # both modes timed on the same runs, and what the batch path does
+            assert float(r["loop_ns"]) > 0 and int(r["loop_runs"]) == int(r["batch_runs"]) > 0, r
+            assert r["batch_variant"], r
+        if r["index"] in ("BTree", "BinarySearch"):
+            assert r["batch_variant"].startswith("interleaved x32"), r
+        if r["index"] == "NumpySearchsorted":
+            assert r["batch_variant"] == "loop", r
         if r["index"].startswith("RMI"):
             assert float(r["batch_ns"]) > 0 and float(r["scalar_ns"]) > 0 and int(r["index_bytes"]) > 0
             assert float(r["load_ms"]) > 0 and float(r["first_lookup_after_load_us"]) > 0
     meta = json.load(open(tmp_path / "results.json"))
     assert meta["machine"]["numba"] and meta["settings"]["quick"] is True
+    assert {"loop_ns", "batch_ns", "batch_variant"} <= set(meta["results"][0])
     assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -46,6 +57,30 @@ def test_a_wrong_index_gets_no_time():
     assert result.batch_ns is None and result.note.startswith("WRONG ANSWERS")
     good = measure(IndexSpec("RMI", "learned", RMI), "tiny", keys, queries, expected, repeats=2)
     assert good.batch_ns > 0 and good.note == "" and good.batch_runs == 2
+    assert good.loop_ns > 0 and good.loop_runs == 2
+
+
+def test_a_wrong_loop_mode_gets_no_time():
+    class WrongLoop(BinarySearch):
+        def _search_loop(self, queries, mode):
+            return super()._search_loop(queries, mode)[::-1].copy()
+
+    keys = np.arange(0, 3000, 3, dtype=np.int64)
+    queries = keys[::7].copy()
+    expected = np.searchsorted(keys, queries)
+    result = measure(IndexSpec("WrongLoop", "classic", WrongLoop), "tiny", keys, queries, expected, repeats=2)
+    assert result.batch_ns is None and result.loop_ns is None
+    assert result.note.startswith("WRONG ANSWERS: _search_loop(")
+
+
+def test_loop_mode_gets_the_coerced_queries_and_forced_answers():
+    # int64 queries on uint8 keys: coerced once to uint8, those above 255 answered n unsearched.
+    keys = np.arange(0, 250, 5, dtype=np.uint8)
+    queries = np.array([-3, 0, 7, 249, 250, 300, 10**12], dtype=np.int64)
+    expected = np.array([0, 0, 2, 50, 50, 50, 50])
+    for spec in (IndexSpec("BTree", "classic", BTree), IndexSpec("RMI", "learned", RMI)):
+        result = measure(spec, "tiny", keys, queries, expected, repeats=1, persist=False)
+        assert result.note == "" and result.loop_ns > 0 and result.batch_ns > 0, result
 
 
 def test_object_structures_are_skipped_with_a_note():
