@@ -41,6 +41,7 @@ from numba.extending import overload
 from . import _rmi_kernels as R
 from ._pointers import ptr_like
 from ._prefetch import prefetch
+from ._search import finish, search_window
 
 _JIT = dict(nogil=True, cache=True)
 
@@ -604,6 +605,79 @@ def rank_post(main_rank, queries, right, n, tbits, tcum, use_dir, dirs, dk, dn, 
 
 
 @njit(inline="always", **_JIT)
+def _leaf_window(meta, params, pbits, perr, q, leaf):
+    """``(pos, lo, hi)`` from the leaf model q was routed to, as the RMI's inference computes it
+    (``pbits``/``perr``: int64/int32 views of params, made once per call of a kernel)."""
+    n = meta[1]
+    base = meta[R.META_HEADER + R.META_STRIDE * (meta[0] - 1) + 2] + leaf * R.LINEAR_WIDTH
+    pos = R._clamp_index(R._model_output(params, pbits, R.KIND_LINEAR, base, q), n)
+    lo = max(pos + perr[2 * (base + R.ERROR_SLOT)], 0)
+    hi = min(pos + perr[2 * (base + R.ERROR_SLOT) + 1], n)
+    return pos, min(lo, hi), hi
+
+
+@njit(inline="always", **_JIT)
+def _lookup_one(meta, params, mk, q, mode):
+    """Exact answer for one query in main: mode 0 lower_bound, 1 upper_bound, 2 find (or -1)."""
+    q, answer = R.prepare_query(mk, q, mode)
+    if answer != R.NEEDS_SEARCH:
+        return answer
+    pbits = params.view(np.int64)
+    leaf = R.route(meta, params, pbits, q, meta[0] - 1)
+    pos, lo, hi = _leaf_window(meta, params, pbits, params.view(np.int32), q, leaf)
+    R._prefetch_window(mk, lo, hi)
+    return finish(mk, q, search_window(mk, q, pos, lo, hi, False, meta[2]), mode)
+
+
+FIND_AHEAD = 16  #: :func:`find_sorted` routes query i + 2 * 16 and fetches the window of i + 16
+
+
+@njit(**_JIT)
+def find_sorted(meta, params, mk, queries, out):
+    """``out[i]`` = position of key queries[i] in main, or -1, for sorted queries (a write
+    batch): a software pipeline that routes each query 32 ahead and prefetches its leaf
+    record, then its window's lines 16 ahead, so its search finds them in cache. Same answers
+    as the RMI's ``find``. Complexity O(m (stages + log window)).
+    """
+    m = queries.shape[0]
+    n = mk.shape[0]
+    if n == 0:
+        out[:] = -1
+        return
+    pbits = params.view(np.int64)
+    perr = params.view(np.int32)
+    last = meta[0] - 1
+    leaf_base = meta[R.META_HEADER + R.META_STRIDE * last + 2]
+    ring = 2 * FIND_AHEAD
+    leaf = np.empty(ring, dtype=np.int64)
+    pos = np.empty(ring, dtype=np.int64)
+    lo = np.empty(ring, dtype=np.int64)
+    hi = np.empty(ring, dtype=np.int64)
+    low = mk[0]
+    high = mk[n - 1]
+    for i in range(-ring, m):
+        a = i + ring
+        if a < m:
+            j = R.route(meta, params, pbits, queries[a], last)
+            leaf[a % ring] = j
+            prefetch(params, leaf_base + j * R.LINEAR_WIDTH)
+        b = i + FIND_AHEAD
+        if 0 <= b < m:
+            s = b % ring
+            pos[s], lo[s], hi[s] = _leaf_window(meta, params, pbits, perr, queries[b], leaf[s])
+            prefetch(mk, min(lo[s], n - 1))
+            prefetch(mk, max(hi[s] - 1, 0))
+        if i >= 0:
+            q = queries[i]
+            if q < low or q > high:
+                out[i] = -1
+            else:
+                s = i % ring
+                r = search_window(mk, q, pos[s], lo[s], hi[s], False, meta[2])
+                out[i] = r if r < n and mk[r] == q else -1
+
+
+@njit(inline="always", **_JIT)
 def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, hi):
     """Main ranks of ``queries[g:top]`` (mode 0: keys < q, 1: keys <= q) into ``pos``.
 
@@ -615,6 +689,7 @@ def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, 
     last = meta[0] - 1
     leaf_base = meta[R.META_HEADER + R.META_STRIDE * last + 2]
     pbits = params.view(np.int64)
+    perr = params.view(np.int32)
     for i in range(g, top):
         x = i - g
         q, answer = R.prepare_query(mk, queries[i], mode)
@@ -629,7 +704,7 @@ def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, 
     for x in range(top - g):
         if leaf[x] < 0:
             continue
-        p, a, b = R.leaf_window(meta, params, qbuf[x], leaf[x])
+        p, a, b = _leaf_window(meta, params, pbits, perr, qbuf[x], leaf[x])
         pos[x] = p
         lo[x] = a
         hi[x] = b
@@ -638,7 +713,7 @@ def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, 
         prefetch(mk, max(b - 1, 0))
     for x in range(top - g):
         if leaf[x] >= 0:
-            pos[x] = R.search_window(mk, qbuf[x], pos[x], lo[x], hi[x], False, meta[2])
+            pos[x] = search_window(mk, qbuf[x], pos[x], lo[x], hi[x], False, meta[2])
 
 
 @njit(inline="always", **_JIT)
@@ -1132,18 +1207,133 @@ def merge_inplace(kbuf, vbuf, n, tbits, has_tombstones, dk, dv, dn, order, k, me
     return nb
 
 
+LOG2_SCALE = 1 << 20  #: the merge sums log2(error + 1) in fixed point: integer adds, no float chain
+
+
+@njit(inline="always", **_JIT)
+def _fit_sums(params, pbits, base, keys, a, b, first):
+    """Least-squares sums over keys[a:b] (every FIT_STRIDE-th key of a long run) of x = key -
+    anchor (the record's) and y = position - first: ``(m, sx, sxx, sxy, sy)``."""
+    abits = pbits[base]
+    aval = params[base]
+    fits = _span_fits(keys[b - 1], abits)
+    stride = FIT_STRIDE if b - a >= 16 * FIT_STRIDE else 1
+    sx = 0.0
+    sxx = 0.0
+    sxy = 0.0
+    sy = 0.0
+    m = 0
+    for i in range(a, b, stride):
+        x = _offset(keys[i], abits, aval, fits)
+        y = np.float64(i - first)
+        sx += x
+        sxx += x * x
+        sxy += x * y
+        sy += y
+        m += 1
+    return m, sx, sxx, sxy, sy
+
+
+@njit(inline="always", **_JIT)
+def _set_line(params, base, first, m, sx, sxx, sxy, sy):
+    """The least-squares line through the sums (a constant at ``first`` when it degenerates)."""
+    var = sxx - sx * sx / m
+    slope = 0.0
+    intercept = np.float64(first)
+    if var > 0.0:
+        s = (sxy - sx * sy / m) / var
+        c0 = first + (sy - s * sx) / m
+        if np.isfinite(s) and np.isfinite(c0) and s >= 0.0:
+            slope = s
+            intercept = c0
+    params[base + 1] = slope
+    params[base + 2] = intercept
+
+
+def _span_fits(last, abits):
+    """True when every key of a run from the anchor to ``last`` is an integer less than 2**63
+    above the anchor: :func:`_offset` may then convert the difference as a signed integer."""
+
+
+@overload(_span_fits, jit_options=_JIT)
+def _span_fits_impl(last, abits):
+    if isinstance(last, types.Integer):
+        if last.signed:
+            return lambda last, abits: np.uint64(np.int64(last)) - np.uint64(abits) < np.uint64(1 << 63)
+        return lambda last, abits: np.uint64(last) - np.uint64(abits) < np.uint64(1 << 63)
+    return lambda last, abits: False
+
+
+def _offset(q, abits, aval, fits):
+    """:func:`learnedidx._rmi_kernels.key_offset` for a key at or above the anchor, the same
+    float64 bit for bit; when ``fits`` the difference converts as a signed integer, one
+    instruction instead of the unsigned conversion's several (measured: the error pass runs
+    about 15% faster)."""
+
+
+@overload(_offset, jit_options=_JIT)
+def _offset_impl(q, abits, aval, fits):
+    if isinstance(q, types.Integer):
+        if q.signed:
+            def impl(q, abits, aval, fits):
+                if fits:
+                    return np.float64(np.int64(np.uint64(np.int64(q)) - np.uint64(abits)))
+                return R.key_offset(q, abits, aval)
+            return impl
+
+        def impl(q, abits, aval, fits):
+            if fits:
+                return np.float64(np.int64(np.uint64(q) - np.uint64(abits)))
+            return R.key_offset(q, abits, aval)
+        return impl
+    return lambda q, abits, aval, fits: R.key_offset(q, abits, aval)
+
+
+@njit(inline="always", **_JIT)
+def _run_errors(params, pbits, base, keys, a, b, n, log2_fixed):
+    """``(lo, hi, sum)`` over keys[a:b] (all at or above the leaf's anchor) of e = position -
+    prediction, with the expression inference evaluates: ``lo <= e < hi`` for every key. The
+    sum of log2(|e| + 1), in LOG2_SCALE fixed point, is taken over every FIT_STRIDE-th key of a
+    long run and scaled up: a statistic, and the table lookups per key cost a third of the
+    pass (measured)."""
+    abits = pbits[base]
+    aval = params[base]
+    slope = params[base + 1]
+    intercept = params[base + 2]
+    fits = _span_fits(keys[b - 1], abits)
+    e_lo = a - R._clamp_index(slope * _offset(keys[a], abits, aval, fits) + intercept, n)
+    e_hi = e_lo + 1
+    for i in range(a, b):
+        e = i - R._clamp_index(slope * _offset(keys[i], abits, aval, fits) + intercept, n)
+        e_lo = min(e_lo, e)
+        e_hi = max(e_hi, e + 1)
+    table_size = log2_fixed.shape[0]
+    stride = FIT_STRIDE if b - a >= 16 * FIT_STRIDE else 1
+    total = 0
+    for i in range(a, b, stride):
+        err = abs(i - R._clamp_index(slope * _offset(keys[i], abits, aval, fits) + intercept, n))
+        if err < table_size:
+            total += log2_fixed[err]
+        else:
+            total += np.int64(np.log2(err + 1.0) * LOG2_SCALE)
+    if stride > 1:
+        total = np.int64(total * ((b - a) / ((b - a + stride - 1) // stride)))
+    return e_lo, e_hi, total
+
+
 @njit(**_JIT)
-def refit_leaves(meta, params, keys, run_start, run_leaf, nr, log2_table):
+def refit_leaves(meta, params, keys, run_start, run_leaf, nr, log2_fixed):
     """Pass B of a merge: refit every leaf by least squares on its keys, then record its errors.
 
-    Routing is not monotone (inner models disagree at their borders), so a leaf may own a few
-    runs far apart; its line is fitted on all of them, with the anchor at its first key, like
-    training does. Then every key is evaluated with the very expression inference uses, so
-    the error bounds hold bit for bit as in :func:`learnedidx._rmi_kernels.leaf_errors`.
-    Leaves without keys become constants (the position where their keys would start), as
-    training makes them. ``params`` is updated in place (leaf records only) and ``meta[1]``
-    must already be n. (Measured here: running the passes over runs in parallel was slower on
-    two shared cores, so they are serial.)
+    A leaf with one run (almost all: routing is monotone but near inner models' borders) is
+    fitted and checked in one visit, its keys still in cache from the fit; a leaf with runs
+    far apart is fitted on all of them, with the anchor at its first key, like training does,
+    then checked. Every key is evaluated with the very expression inference uses, so the
+    error bounds hold bit for bit as in :func:`learnedidx._rmi_kernels.leaf_errors`. Leaves
+    without keys become constants (the position where their keys would start), as training
+    makes them. ``params`` is updated in place (leaf records only) and ``meta[1]`` must
+    already be n. ``log2_fixed[e]`` is log2(e + 1) * LOG2_SCALE rounded. (Measured here:
+    running over runs in parallel was slower on two shared cores, so it is serial.)
 
     Returns ``(max_abs_error, sum_log2_error, sum_window)``. Complexity O(n + runs).
     """
@@ -1153,16 +1343,18 @@ def refit_leaves(meta, params, keys, run_start, run_leaf, nr, log2_table):
     rec = R.META_HEADER + R.META_STRIDE * (meta[0] - 1)
     leaves = meta[rec + 1]
     leaf_base = meta[rec + 2]
-    seen = np.zeros(leaves, dtype=np.bool_)
-    first = np.zeros(leaves, dtype=np.int64)
+    runs_of = np.zeros(leaves, dtype=np.int64)
+    first = np.full(leaves, -1, dtype=np.int64)
     for ru in range(nr):
         leaf = run_leaf[ru]
-        if not seen[leaf]:
-            seen[leaf] = True
+        runs_of[leaf] += 1
+        if first[leaf] < 0:
             first[leaf] = run_start[ru]
-            _set_anchor(params, pbits, leaf_base + leaf * R.LINEAR_WIDTH, keys[run_start[ru]])
-    # Sums of x = key - anchor and y = position - first position over every FIT_STRIDE-th key
-    # of each run (all of a short run): the fit needs no more, the errors below see every key.
+    lo = np.zeros(leaves, dtype=np.int64)
+    hi = np.zeros(leaves, dtype=np.int64)
+    total = 0
+    # Leaves of one run; the others' sums.
+    multi = 0
     count = np.zeros(leaves, dtype=np.int64)
     sum_x = np.zeros(leaves)
     sum_xx = np.zeros(leaves)
@@ -1171,104 +1363,56 @@ def refit_leaves(meta, params, keys, run_start, run_leaf, nr, log2_table):
     for ru in range(nr):
         leaf = run_leaf[ru]
         base = leaf_base + leaf * R.LINEAR_WIDTH
-        abits = pbits[base]
-        aval = params[base]
-        f = first[leaf]
         a = run_start[ru]
         b = run_start[ru + 1]
-        stride = FIT_STRIDE if b - a >= 16 * FIT_STRIDE else 1
-        sx = 0.0
-        sxx = 0.0
-        sxy = 0.0
-        sy = 0.0
-        m = 0
-        for i in range(a, b, stride):
-            x = R.key_offset(keys[i], abits, aval)
-            y = np.float64(i - f)
-            sx += x
-            sxx += x * x
-            sxy += x * y
-            sy += y
-            m += 1
-        sum_x[leaf] += sx
-        sum_xx[leaf] += sxx
-        sum_xy[leaf] += sxy
-        sum_y[leaf] += sy
-        count[leaf] += m
+        f = first[leaf]
+        if a == f:
+            _set_anchor(params, pbits, base, keys[a])
+        m, sx, sxx, sxy, sy = _fit_sums(params, pbits, base, keys, a, b, f)
+        if runs_of[leaf] == 1:
+            _set_line(params, base, f, m, sx, sxx, sxy, sy)
+            lo[leaf], hi[leaf], t = _run_errors(params, pbits, base, keys, a, b, n, log2_fixed)
+            total += t
+        else:
+            multi += 1
+            count[leaf] += m
+            sum_x[leaf] += sx
+            sum_xx[leaf] += sxx
+            sum_xy[leaf] += sxy
+            sum_y[leaf] += sy
+    if multi:
+        for leaf in range(leaves):
+            if runs_of[leaf] > 1:
+                base = leaf_base + leaf * R.LINEAR_WIDTH
+                _set_line(params, base, first[leaf], count[leaf], sum_x[leaf], sum_xx[leaf], sum_xy[leaf],
+                          sum_y[leaf])
+                lo[leaf] = np.iinfo(np.int64).max
+                hi[leaf] = np.iinfo(np.int64).min
+        for ru in range(nr):
+            leaf = run_leaf[ru]
+            if runs_of[leaf] > 1:
+                base = leaf_base + leaf * R.LINEAR_WIDTH
+                e_lo, e_hi, t = _run_errors(params, pbits, base, keys, run_start[ru], run_start[ru + 1], n,
+                                            log2_fixed)
+                lo[leaf] = min(lo[leaf], e_lo)
+                hi[leaf] = max(hi[leaf], e_hi)
+                total += t
     nxt = n
+    max_abs = 0
+    sum_window = 0
     for leaf in range(leaves - 1, -1, -1):
         base = leaf_base + leaf * R.LINEAR_WIDTH
-        if not seen[leaf]:
+        if runs_of[leaf] == 0:
             params[base] = 0.0
             params[base + 1] = 0.0
             params[base + 2] = np.float64(nxt)
-            continue
-        nxt = first[leaf]
-        m = count[leaf]
-        sx = sum_x[leaf]
-        sy = sum_y[leaf]
-        var = sum_xx[leaf] - sx * sx / m
-        slope = 0.0
-        intercept = np.float64(nxt)
-        if var > 0.0:
-            s = (sum_xy[leaf] - sx * sy / m) / var
-            c0 = nxt + (sy - s * sx) / m
-            if np.isfinite(s) and np.isfinite(c0) and s >= 0.0:
-                slope = s
-                intercept = c0
-        params[base + 1] = slope
-        params[base + 2] = intercept
-    # Errors, run by run, with the expression inference evaluates.
-    run_lo = np.empty(nr, dtype=np.int64)
-    run_hi = np.empty(nr, dtype=np.int64)
-    run_max = np.empty(nr, dtype=np.int64)
-    run_log2 = np.empty(nr)
-    table_size = log2_table.shape[0]
-    for ru in range(nr):
-        base = leaf_base + run_leaf[ru] * R.LINEAR_WIDTH
-        a = run_start[ru]
-        e_lo = a - R._clamp_index(R._model_output(params, pbits, R.KIND_LINEAR, base, keys[a]), n)
-        e_hi = e_lo + 1
-        worst = 0
-        total = 0.0
-        for i in range(a, run_start[ru + 1]):
-            pos = R._clamp_index(R._model_output(params, pbits, R.KIND_LINEAR, base, keys[i]), n)
-            e = i - pos
-            e_lo = min(e_lo, e)
-            e_hi = max(e_hi, e + 1)
-            err = abs(e)
-            worst = max(worst, err)
-            if err < table_size:
-                total += log2_table[err]
-            else:
-                total += np.log2(err + 1.0)
-        run_lo[ru] = e_lo
-        run_hi[ru] = e_hi
-        run_max[ru] = worst
-        run_log2[ru] = total
-    lo = np.zeros(leaves, dtype=np.int64)
-    hi = np.zeros(leaves, dtype=np.int64)
-    done = np.zeros(leaves, dtype=np.bool_)
-    max_abs = 0
-    sum_log2 = 0.0
-    for ru in range(nr):
-        leaf = run_leaf[ru]
-        if done[leaf]:
-            lo[leaf] = min(lo[leaf], run_lo[ru])
-            hi[leaf] = max(hi[leaf], run_hi[ru])
         else:
-            done[leaf] = True
-            lo[leaf] = run_lo[ru]
-            hi[leaf] = run_hi[ru]
-        max_abs = max(max_abs, run_max[ru])
-        sum_log2 += run_log2[ru]
-    sum_window = 0
-    for leaf in range(leaves):
-        base = leaf_base + leaf * R.LINEAR_WIDTH
+            nxt = first[leaf]
+            max_abs = max(max_abs, -lo[leaf], hi[leaf] - 1)
         perr[2 * (base + R.ERROR_SLOT)] = min(max(lo[leaf], -(2**31)), 2**31 - 1)
         perr[2 * (base + R.ERROR_SLOT) + 1] = min(max(hi[leaf], -(2**31)), 2**31 - 1)
         sum_window += hi[leaf] - lo[leaf]
-    return max_abs, sum_log2, sum_window
+    return max_abs, total / LOG2_SCALE, sum_window
 
 
 # --- scalar entry points (arrays by address, see learnedidx._pointers) ---------------------
@@ -1300,7 +1444,7 @@ def rank_at(h_address, q, right):
     """Number of live keys < q (<= q when right), for q of the key dtype."""
     h = carray(ptr_like(h_address, np.int64(0)), H_SIZE)
     mk, meta, params, tbits, tcum, order, dmax, dk, dn, dcum, st = _views(h, q)
-    p = R.lookup_one(meta, params, mk, q, right)
+    p = _lookup_one(meta, params, mk, q, right)
     return p - t_below(tbits, tcum, p) + d_rank(dk, dn, order, dmax, dcum, st[K_CHUNKS], st[D_KEYS], q, right == 1)
 
 
@@ -1309,7 +1453,7 @@ def find_at(h_address, q):
     """Location of key q: a live main position, ``-2 - delta slot``, or -1."""
     h = carray(ptr_like(h_address, np.int64(0)), H_SIZE)
     mk, meta, params, tbits, tcum, order, dmax, dk, dn, dcum, st = _views(h, q)
-    p = R.lookup_one(meta, params, mk, q, 2)
+    p = _lookup_one(meta, params, mk, q, 2)
     if p >= 0:
         return -1 if t_test(tbits, p) else p
     s = d_find(dk, dn, order, dmax, st[K_CHUNKS], q)
