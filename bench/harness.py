@@ -190,22 +190,20 @@ def measure(spec: IndexSpec, dataset: str, keys: np.ndarray, queries: np.ndarray
         values, forced, _ = coerce_array(np.ravel(queries), idx.keys.dtype, LEFT)
         warm = 1 << 14  # untimed: loads the kernels for these arrays' types, multi-threaded ones too
         idx.lower_bound(queries[:warm])
-        idx._search_loop(values[:warm], LEFT)
-        modes = {"batch": lambda: idx.lower_bound(queries), "loop": lambda: _loop(idx, values, forced)}
-        times = {mode: [] for mode in modes}
+        _loop(idx, values[:warm], None)
+        times = {"batch": [], "loop": []}
         for _ in range(repeats):
-            for mode, run in modes.items():
+            for mode, runs in times.items():
                 start = time.perf_counter_ns()
-                answers = run()
+                answers = idx.lower_bound(queries) if mode == "batch" else _loop(idx, values, forced)
                 elapsed = time.perf_counter_ns() - start
                 if not np.array_equal(answers, expected):
                     bad = int(np.flatnonzero(answers != expected)[0])
                     call = "lower_bound" if mode == "batch" else "_search_loop"
                     result.note = (f"WRONG ANSWERS: {call}({queries[bad]!r}) = {answers[bad]}, "
                                    f"expected {expected[bad]}; no time reported")
-                    result.batch_ns = result.loop_ns = None
                     return result
-                times[mode].append(elapsed)
+                runs.append(elapsed)
             if max(times["batch"][-1], times["loop"][-1]) > SLOW_RUN_S * 1e9:
                 break
         per_lookup = max(1, len(queries))

@@ -120,7 +120,7 @@ def binary(args) -> None:
 
 
 def sorted_batches(args) -> None:
-    from baselines import BinarySearch, BTree
+    from baselines import BinarySearch, BTree, NumpySearchsorted
     from learnedidx import RMI
     from learnedidx import _sorted as S
 
@@ -128,7 +128,8 @@ def sorted_batches(args) -> None:
     n = len(keys)
     threads = numba.get_num_threads() > 1
     indexes = {}
-    for name, cls in (("RMI", RMI), ("BTree", BTree), ("BinarySearch", BinarySearch)):
+    for name, cls in (("RMI", RMI), ("BTree", BTree), ("BinarySearch", BinarySearch),
+                      ("NumpySearchsorted", NumpySearchsorted)):
         if name.lower() in args.indexes:
             indexes[name] = cls(keys, copy=False)
     sorted_kernel = S.search_sorted_parallel if threads else S.search_sorted
@@ -142,10 +143,10 @@ def sorted_batches(args) -> None:
         m = max(1, n // gap)
         queries = np.sort(keys[rng.integers(0, n, m)])
         out = np.empty(m, np.int64)
-        candidates = {"sorted": lambda: sorted_kernel(keys, queries, out, 0),
-                      "check": lambda: S.is_sorted(queries)}
+        candidates = {"sorted": lambda queries=queries, out=out: sorted_kernel(keys, queries, out, 0),
+                      "check": lambda queries=queries: S.is_sorted(queries)}
         for name, idx in indexes.items():
-            candidates[name] = lambda idx=idx: idx._search_array(queries, 0)
+            candidates[name] = lambda idx=idx, queries=queries: idx._search_array(queries, 0)
         expected = np.searchsorted(keys, queries)
         sorted_kernel(keys, queries, out, 0)
         if not np.array_equal(out, expected):
@@ -156,7 +157,8 @@ def sorted_batches(args) -> None:
         del expected
         result = _rounds(candidates, args.rounds, dict.fromkeys(candidates, m))
         line = f"  {gap:>6} {m:>11,}  {result['sorted']:7.1f}  {result['check']:5.1f}"
-        line += "".join(f"  {result[name]:12.1f} {result[name] / result['sorted']:5.2f}x" for name in indexes)
+        line += "".join(f"  {result[name]:{max(12, len(name))}.1f} {result[name] / result['sorted']:5.2f}x"
+                        for name in indexes)
         print(line, flush=True)
 
 
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gaps", type=_count, nargs="+", default=[1, 2, 4, 16, 64, 256, 1024, 4096],
                    help="n/m of the sorted batches (sorted; default 1 2 4 16 64 256 1024 4096)")
     p.add_argument("--indexes", nargs="+", default=["rmi", "btree", "binarysearch"], type=str.lower,
-                   help="batch paths compared with the sorted path (sorted)")
+                   help="batch paths compared with the sorted path (sorted; also numpysearchsorted)")
     p.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
     p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all)")
     p.add_argument("--seed", type=int, default=42)

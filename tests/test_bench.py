@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from baselines import BinarySearch, BTree
 from bench import registry
 from bench.cli import main
 from bench.harness import measure
 from bench.registry import IndexSpec
-from baselines import BinarySearch, BTree
 from learnedidx import RMI
 
 

@@ -12,11 +12,11 @@ from baselines import _btree_kernels as TK
 from learnedidx._coerce import KEY_DTYPES
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.extra import numpy as hnp  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-from learnedidx.testing import key_arrays  # noqa: E402
+from learnedidx.testing import key_arrays
 
 MODES = (0, 1, 2)
 

@@ -13,10 +13,10 @@ from learnedidx import RMI, _sorted, base
 from learnedidx._coerce import KEY_DTYPES
 
 pytest.importorskip("hypothesis")
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from learnedidx.testing import ALL_KEY_DTYPES, key_arrays  # noqa: E402
+from learnedidx.testing import ALL_KEY_DTYPES, key_arrays
 
 INDEXES = {"RMI": RMI, "BTree": BTree, "BinarySearch": BinarySearch, "NumpySearchsorted": NumpySearchsorted}
 
