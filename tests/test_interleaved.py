@@ -37,6 +37,7 @@ def keys_and_queries(draw, max_queries=120):
     """Sorted keys of a kernel dtype and queries of the same dtype: keys, their neighbours
     (absent keys), the dtype's extremes and arbitrary values, in any order and count."""
     keys = draw(key_arrays(dtypes=KEY_DTYPES, max_size=200, sort=True))
+    keys.flags.writeable = False  # as in an index: the kernels compiled for it are reused
     dtype = keys.dtype
     pool = list(keys[:50])
     if dtype.kind == "f":
@@ -89,6 +90,7 @@ def test_batch_sizes_across_groups_and_chunks(m):
     # Sizes around the group (32) and the parallel chunk (4096), never multiples of both.
     rng = np.random.default_rng(m)
     keys = np.sort(rng.integers(0, 5000, 3000)).astype(np.uint32)  # duplicates included
+    keys.flags.writeable = False
     queries = rng.integers(0, 5100, m).astype(np.uint32)  # absent keys included
     inner, meta = TK.build(keys, 16)
     for mode in MODES:

@@ -105,6 +105,7 @@ def test_kernels_every_mode_and_dtype_across_chunks(dtype):
                                           rng.integers(info.min, info.max, 4000, dtype=dtype, endpoint=True),
                                           np.array([info.min, info.max], dtype=dtype)]))
     keys, queries = keys.astype(dtype), queries.astype(dtype)
+    keys.flags.writeable = False  # as in an index: the kernels compiled for it are reused
     for mode, side in ((0, "left"), (1, "right"), (2, "left")):
         want = np.searchsorted(keys, queries, side=side).astype(np.int64)
         if mode == 2:
