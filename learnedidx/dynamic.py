@@ -29,14 +29,19 @@ The parts (kernels in :mod:`learnedidx._dynamic_kernels`):
 ``rank(q) = main_rank(q) - tombstones_below(main_rank(q)) + delta_rank(q)``: a key in main is
 never in the delta, dead or alive (writing a deleted main key clears its tombstone).
 
-Measured at 10M lognormal uint64 keys on this 2-core machine (``python -m bench.updates``; the
-numbers move by up to 2x with the other work on it): merging 5% of main takes 120-240 ms in
-place (the merge pass 40-75 ms, the refit 55-110 ms), 300-600 ms when main's buffers must grow
-(fresh memory: page faults); a full retraining 1.5 s. ``merge_fraction`` 0.02 / 0.05 / 0.1
-gave 1.0 / 2.2 / 2.4 M keys/s for ``update()`` in 100K-key batches, merges included, and at most
-3.3 / 6.1 / 7.8 bytes per key beyond the key and value arrays. 0.05 is the default: most of the
-throughput, batch lookups as fast as the static RMI's after 10% more keys (400K of them in the
-delta), and memory well under 8.5 bytes per key.
+Measured at 10M lognormal uint64 keys on this 2-core machine while other benchmarks ran on it
+(load average about 4; numbers moved by up to 2x between runs, so compare within a run):
+``python -m bench.updates --n 10M --skip-mixes`` gave, for ``update()`` of 3M new keys in
+100K-key batches, merges included, 0.83 / 1.71 / 1.41 M keys/s at ``merge_fraction`` 0.02 /
+0.05 / 0.1 (the code before the one-visit refit and the pipelined search, run just before:
+0.63 / 1.25 / 1.12), and at most 3.3 / 6.1 / 7.8 bytes per key beyond the key and value
+arrays; the full ``python -m bench.updates --n 10M`` run gave 1.40 / 1.97 / 1.81. Merging 5% of
+main pauses 160-260 ms in place (median of a run; the merge pass 55-95 ms, the refit 65-105
+ms), 300-750 ms when main's buffers must grow (fresh memory: page faults). At 0.05, about half
+of ``update()`` is merges, a quarter the search of main, a tenth sorting the batch. 0.05 is the
+default: 0.1 merges half as often but each merge pauses longer and a batch insert moves a delta
+twice as large; batch lookups after 10% more keys (400K of them in the delta) are as fast as
+the static RMI's; memory is well under 8.5 bytes per key.
 """
 
 from __future__ import annotations
@@ -83,12 +88,12 @@ class DynamicConfig:
     Attributes:
         merge_fraction: merge the delta and the tombstones into main when together they exceed
             this fraction of main (and ``merge_min``). Larger: fewer merges (each one two passes
-            over main, 120-240 ms per 10M keys here) but a larger delta (lookups that miss main
+            over main, 160-260 ms per 10M keys here) but a larger delta (lookups that miss main
             search it; batch inserts touch all its chunks) and more memory (main keeps room for
             ``min(0.2, 4 * merge_fraction)`` more keys, so that merges work in place). Default 0.05,
             measured at 10M keys (module docstring, ``python -m bench.updates``): 0.02 spends
-            most of ``update()`` in merges (1.0 M keys/s), 0.1 gains little (2.4 against 2.2 M
-            keys/s) for more memory and a delta twice as large.
+            most of ``update()`` in merges (0.8-1.4 against 1.7-2.0 M keys/s), 0.1 gained
+            nothing (1.4-1.8 M keys/s) for more memory and a delta twice as large.
         merge_min: never merge for fewer pending keys than this (small indexes would merge all
             the time). Default 4096.
         buffer_size: single-key writes wait in a Python dict until this many are pending, then
@@ -212,7 +217,7 @@ class DynamicRMI(KeyValueIndex):
     - ``idx[k] = v``, ``del idx[k]``, ``pop``: O(1) into the buffer (``del``/``pop`` of a key
       not in it: one lookup), plus a share of the buffer's sorted batch and of the merges.
     - ``update``/``delete`` of b keys: O(b log b) to sort, one batch RMI search, O(k + b + C *
-      chunks touched) for the delta; plus a merge when due: O(n + d * stages), 120-240 ms per 10M
+      chunks touched) for the delta; plus a merge when due: O(n + d * stages), 160-260 ms per 10M
       keys, rarely a full retraining (~1.5 s per 10M keys).
     - ``get``/``[]``/``in``: O(1) for a buffered key, else one RMI lookup and, when it misses
       main, O(log k + log C) in the delta. ``get_batch``/``contains``: one interleaved pass
