@@ -23,7 +23,7 @@ from numba.extending import overload
 
 from ._pointers import ptr_like
 from ._prefetch import prefetch
-from ._search import finish, search_window
+from ._search import SEARCH_BINARY, binary_search, finish, gallop_left, gallop_right, search_window
 
 KIND_LINEAR = 0  #: record [anchor, slope, intercept, errors]; linear, linear_spline and radix
 KIND_CUBIC = 1  #: record [anchor, scale, c0, c1, c2, c3]: c0 + c1 t + c2 t^2 + c3 t^3, t = x * scale
@@ -34,6 +34,7 @@ LINEAR_WIDTH = 4
 CUBIC_WIDTH = 6
 ERROR_SLOT = 3  #: slot of a leaf (linear) record holding its two int32 error bounds
 GROUP = 32  #: lookups interleaved in lock-step by the batch kernels
+LIFT_MAX = 255  #: widest window searched by fixed-step lifting (8 steps); wider ones by binary search
 CHUNK = 4096  #: queries per parallel task
 
 _JIT = dict(nogil=True, cache=True)
@@ -100,15 +101,25 @@ def route(meta, params, pbits, q, stage):
 
 
 @njit(inline="always", **_JIT)
-def leaf_window(meta, params, q, leaf):
+def leaf_errors_of(pbits, base):
+    """The two int32 error bounds stored in the last slot of the leaf record at ``base``.
+
+    Read from the int64 view (low half first, as stored little-endian) rather than through an
+    int32 view: a view made per lookup costs reference-count atomics that serialise memory.
+    """
+    e = pbits[base + ERROR_SLOT]
+    return (e << 32) >> 32, e >> 32
+
+
+@njit(inline="always", **_JIT)
+def leaf_window(meta, params, pbits, q, leaf):
     """``(pos, lo, hi)`` from the leaf model q was routed to; ``[lo, hi]`` lies within [0, n]."""
-    pbits = params.view(np.int64)
-    perr = params.view(np.int32)
     n = meta[1]
     base = meta[META_HEADER + META_STRIDE * (meta[0] - 1) + 2] + leaf * LINEAR_WIDTH
     pos = _clamp_index(_model_output(params, pbits, KIND_LINEAR, base, q), n)
-    lo = pos + perr[2 * (base + ERROR_SLOT)]
-    hi = pos + perr[2 * (base + ERROR_SLOT) + 1]
+    e_lo, e_hi = leaf_errors_of(pbits, base)
+    lo = pos + e_lo
+    hi = pos + e_hi
     if lo < 0:
         lo = 0
     if hi > n:
@@ -119,10 +130,13 @@ def leaf_window(meta, params, q, leaf):
 
 
 @njit(inline="always", **_JIT)
-def predict_window(meta, params, q):
-    """``(pos, lo, hi)``: predicted position of q and the window ``[lo, hi]`` that brackets it."""
-    leaf = route(meta, params, params.view(np.int64), q, meta[0] - 1)
-    return leaf_window(meta, params, q, leaf)
+def predict_window(meta, params, pbits, q):
+    """``(pos, lo, hi)``: predicted position of q and the window ``[lo, hi]`` that brackets it.
+
+    ``pbits`` is ``params.view(np.int64)``, made once by the caller.
+    """
+    leaf = route(meta, params, pbits, q, meta[0] - 1)
+    return leaf_window(meta, params, pbits, q, leaf)
 
 
 def successor(q):
@@ -165,14 +179,62 @@ def prepare_query(keys, q, mode):
 
 
 @njit(inline="always", **_JIT)
-def lookup_one(meta, params, keys, q, mode):
-    """Exact answer for one query: mode 0 lower_bound, 1 upper_bound, 2 find (index or -1)."""
+def lift_search(keys, q, lo, hi, top):
+    """Number of keys < q before ``hi``, from ``lo`` on (``keys[lo - 1] < q`` assumed), for a
+    window narrower than ``2 * top`` (a power of two).
+
+    Binary lifting: ``log2(top) + 1`` steps whatever the window, each a conditional move, and
+    probes never leave ``[lo - 1, hi - 1]``. A fixed trip count means no mispredicted loop exit,
+    so the out-of-order core overlaps consecutive lookups: about 30 ns less per lookup here than
+    a binary search whose step count follows the window. Complexity O(log top).
+    """
+    base = lo
+    half = top
+    while half > 0:
+        p = base + half
+        take = (p <= hi) & (keys[max(min(p, hi) - 1, 0)] < q)
+        base = p if take else base
+        half >>= 1
+    return base
+
+
+@njit(inline="always", **_JIT)
+def search_in_window(keys, q, pos, lo, hi, method, top):
+    """Left answer for q from its window: :func:`lift_search` when the window is narrower
+    than ``2 * top`` and the method is binary, else :func:`learnedidx._search.search_window`;
+    either way verified against the window's neighbours (galloping out when it misses)."""
+    if method == SEARCH_BINARY and hi - lo < 2 * top:
+        r = lift_search(keys, q, lo, hi, top)
+        if r == lo and lo > 0 and keys[lo - 1] >= q:
+            return gallop_left(keys, q, 0, lo - 1, False)
+        if r == hi and hi < keys.shape[0] and keys[hi] < q:
+            return gallop_right(keys, q, hi + 1, keys.shape[0], False)
+        return r
+    return search_window(keys, q, pos, lo, hi, False, method)
+
+
+def lift_top(max_window: int) -> int:
+    """The ``top`` of :func:`lift_search` for windows up to ``max_window`` keys wide: the
+    smallest power of two above half of it, or 0 (no lifting) past LIFT_MAX."""
+    if max_window > LIFT_MAX:
+        return 0
+    top = 1
+    while 2 * top <= max_window:
+        top *= 2
+    return top
+
+
+@njit(inline="always", **_JIT)
+def lookup_one(meta, params, pbits, keys, q, mode, top):
+    """Exact answer for one query: mode 0 lower_bound, 1 upper_bound, 2 find (index or -1).
+
+    ``top``: see :func:`search_in_window` (0: binary search sized to each window)."""
     q, answer = prepare_query(keys, q, mode)
     if answer != NEEDS_SEARCH:
         return answer
-    pos, lo, hi = predict_window(meta, params, q)
+    pos, lo, hi = predict_window(meta, params, pbits, q)
     _prefetch_window(keys, lo, hi)
-    return finish(keys, q, search_window(keys, q, pos, lo, hi, False, meta[2]), mode)
+    return finish(keys, q, search_in_window(keys, q, pos, lo, hi, meta[2], top), mode)
 
 
 @njit(inline="always", **_JIT)
@@ -188,7 +250,7 @@ def _prefetch_window(keys, lo, hi):
 @njit(**_JIT)
 def lookup_scalar(meta, params, keys, q, mode):
     """One lookup; see :func:`lookup_one`. Complexity O(stages + log(window))."""
-    return lookup_one(meta, params, keys, q, mode)
+    return lookup_one(meta, params, params.view(np.int64), keys, q, mode, 0)
 
 
 @njit(**_JIT)
@@ -200,40 +262,53 @@ def lookup_scalar_at(meta_address, params_address, keys_address, q, mode):
     header = carray(ptr_like(meta_address, np.int64(0)), META_HEADER)
     meta = carray(ptr_like(meta_address, np.int64(0)), META_HEADER + META_STRIDE * header[0])
     rec = META_HEADER + META_STRIDE * (header[0] - 1)
-    params = carray(ptr_like(params_address, np.float64(0.0)), meta[rec + 2] + meta[rec + 1] * meta[rec + 3])
+    size = meta[rec + 2] + meta[rec + 1] * meta[rec + 3]
+    params = carray(ptr_like(params_address, np.float64(0.0)), size)
+    pbits = carray(ptr_like(params_address, np.int64(0)), size)
     keys = carray(ptr_like(keys_address, q), meta[1])
-    return lookup_one(meta, params, keys, q, mode)
+    return lookup_one(meta, params, pbits, keys, q, mode, 0)
 
 
-@njit(**_JIT)
-def lookup_batch(meta, params, keys, queries, out, mode):
-    """``out[i] = lookup_one(queries[i])`` in one thread. Complexity O(m (stages + log window))."""
-    for i in range(queries.shape[0]):
-        out[i] = lookup_one(meta, params, keys, queries[i], mode)
+# ---------------------------------------------------------------------------------------------
+# Batch kernels. Three variants answer a range of queries, all exactly as lookup_one:
+#
+# VARIANT_LOOP   one lookup after another (SOSD's loop): each waits on its leaf record and then
+#                on its key lines, about two dependent misses per lookup out of cache.
+# VARIANT_GROUP  GROUP lookups in lock-step phases (route all + prefetch leaves; windows + prefetch
+#                keys; search all): a group waits on memory about once per phase.
+# VARIANT_AMAC   ``slots`` independent per-lookup state machines visited round-robin (asynchronous
+#                memory access chaining): each step issues the prefetch the next step needs and
+#                yields, so a slot never waits for the others and wide windows are narrowed step
+#                by step with a prefetch each, instead of with dependent misses.
 
+VARIANT_LOOP = 0
+VARIANT_GROUP = 1
+VARIANT_AMAC = 2
+VARIANTS = {"loop": VARIANT_LOOP, "group": VARIANT_GROUP, "amac": VARIANT_AMAC}
 
-@njit(parallel=True, **_JIT)
-def lookup_batch_parallel(meta, params, keys, queries, out, mode):
-    """:func:`lookup_batch` split into contiguous chunks over the Numba thread pool."""
-    m = queries.shape[0]
-    for c in prange((m + CHUNK - 1) // CHUNK):
-        end = min(m, (c + 1) * CHUNK)
-        for i in range(c * CHUNK, end):
-            out[i] = lookup_one(meta, params, keys, queries[i], mode)
+SMALL_WINDOW = 32  #: AMAC prefetches every line of a window narrower than this, then searches it
+_FREE = 0
+_WINDOW = 1
+_SEARCH = 2
+_DONE = 3
 
 
 @njit(inline="always", **_JIT)
-def _lookup_range_interleaved(meta, params, keys, queries, out, mode, start, end, qbuf, leaf, pos, lo, hi):
+def _lookup_range_loop(meta, params, pbits, keys, queries, out, mode, start, end, top):
+    for i in range(start, end):
+        out[i] = lookup_one(meta, params, pbits, keys, queries[i], mode, top)
+
+
+@njit(inline="always", **_JIT)
+def _lookup_range_group(meta, params, pbits, keys, queries, out, mode, start, end, top, sq, sleaf, spos, slo, shi):
     """Answer ``queries[start:end]`` in groups of GROUP lookups that advance in lock-step.
 
     Phase 1 routes every query of the group through the cache-resident upper stages and
     prefetches its leaf record; phase 2 computes the windows and prefetches their key lines;
-    phase 3 searches. Each phase's memory accesses were requested one phase earlier, so a
-    group waits on DRAM about once instead of once per lookup.
+    phase 3 searches. Each phase's memory accesses were requested one phase earlier.
     """
     last = meta[0] - 1
     leaf_base = meta[META_HEADER + META_STRIDE * last + 2]
-    pbits = params.view(np.int64)
     for g in range(start, end, GROUP):
         stop = min(end, g + GROUP)
         for i in range(g, stop):
@@ -241,56 +316,177 @@ def _lookup_range_interleaved(meta, params, keys, queries, out, mode, start, end
             q, answer = prepare_query(keys, queries[i], mode)
             if answer != NEEDS_SEARCH:
                 out[i] = answer
-                leaf[k] = -1
+                sleaf[k] = -1
                 continue
-            qbuf[k] = q
+            sq[k] = q
             j = route(meta, params, pbits, q, last)
-            leaf[k] = j
+            sleaf[k] = j
             prefetch(params, leaf_base + j * LINEAR_WIDTH)
         for k in range(stop - g):
-            if leaf[k] < 0:
+            if sleaf[k] < 0:
                 continue
-            p, a, b = leaf_window(meta, params, qbuf[k], leaf[k])
-            pos[k] = p
-            lo[k] = a
-            hi[k] = b
+            p, a, b = leaf_window(meta, params, pbits, sq[k], sleaf[k])
+            spos[k] = p
+            slo[k] = a
+            shi[k] = b
             _prefetch_window(keys, a, b)
         for k in range(stop - g):
-            if leaf[k] >= 0:
-                q = qbuf[k]
-                out[g + k] = finish(keys, q, search_window(keys, q, pos[k], lo[k], hi[k], False, meta[2]), mode)
+            if sleaf[k] >= 0:
+                q = sq[k]
+                out[g + k] = finish(keys, q, search_in_window(keys, q, spos[k], slo[k], shi[k], meta[2], top), mode)
+
+
+@njit(inline="always", **_JIT)
+def _prefetch_lines(keys, a, b, step):
+    """Prefetch every cache line holding ``keys[a..b]`` (0 <= a <= b < n), ``step`` keys a line."""
+    i = a
+    while i < b:
+        prefetch(keys, i)
+        i += step
+    prefetch(keys, b)
+
+
+@njit(inline="always", **_JIT)
+def _prefetch_search(keys, lo, hi, step):
+    """Prefetch what the next AMAC search step of window ``[lo, hi]`` reads: all its lines
+    (with the neighbours ``lo - 1`` and ``hi`` that verify it) when small, else its middle."""
+    n = keys.shape[0]
+    if hi - lo < SMALL_WINDOW:
+        _prefetch_lines(keys, max(lo - 1, 0), min(hi, n - 1), step)
+    else:
+        prefetch(keys, (lo + hi) >> 1)
+
+
+@njit(inline="always", **_JIT)
+def _lookup_range_amac(meta, params, pbits, keys, queries, out, mode, start, end, top, sq, sidx, slo, shi, sstate):
+    """Answer ``queries[start:end]`` with ``len(sstate)`` interleaved state machines.
+
+    A slot's steps: take the next query, route it through the cache-resident upper stages and
+    prefetch its leaf record; compute the window, check it against its neighbours' lines
+    (requested with it) and prefetch its middle or, once it is small, all of it; halve it, or
+    search it. Windows that do not bracket the answer (absent keys) gallop out, as in
+    :func:`learnedidx._search.search_window`. Each slot's next read was requested one round of
+    the other slots earlier. Complexity O(m (stages + log window)); no allocation.
+    """
+    n = keys.shape[0]
+    last = meta[0] - 1
+    leaf_base = meta[META_HEADER + META_STRIDE * last + 2]
+    slots = sstate.shape[0]
+    step = max(1, 64 // keys.itemsize)  # keys per cache line (a division: once, not per lookup)
+    for k in range(slots):
+        sstate[k] = _FREE
+    nxt = start
+    live = slots
+    k = 0
+    while live > 0:
+        state = sstate[k]
+        if state == _WINDOW:
+            q = sq[k]
+            pos, lo, hi = leaf_window(meta, params, pbits, q, slo[k])
+            slo[k] = lo
+            shi[k] = hi
+            _prefetch_search(keys, lo, hi, step)
+            if hi - lo >= SMALL_WINDOW:
+                # The neighbours that verify the window, checked once before it is halved.
+                prefetch(keys, max(lo - 1, 0))
+                prefetch(keys, min(hi, n - 1))
+            sstate[k] = _SEARCH
+        elif state == _SEARCH:
+            q = sq[k]
+            lo = slo[k]
+            hi = shi[k]
+            if lo < 0:
+                lo = -lo - 1  # verified already (see below)
+            else:
+                if lo > 0 and keys[lo - 1] >= q:
+                    hi = lo - 1
+                    lo = gallop_left(keys, q, 0, hi, False)
+                    hi = lo
+                elif hi < n and keys[hi] < q:
+                    lo = gallop_right(keys, q, hi + 1, n, False)
+                    hi = lo
+            if hi - lo >= SMALL_WINDOW:
+                mid = (lo + hi) >> 1
+                if keys[mid] < q:
+                    lo = mid + 1
+                else:
+                    hi = mid
+                slo[k] = -lo - 1  # negative: verified, keep halving
+                shi[k] = hi
+                _prefetch_search(keys, lo, hi, step)
+            else:
+                r = lift_search(keys, q, lo, hi, SMALL_WINDOW // 2) if top > 0 else binary_search(keys, q, lo, hi, False)
+                out[sidx[k]] = finish(keys, q, r, mode)
+                state = _FREE
+        if state == _FREE:
+            # Answer queries that the ends of the key array decide, up to one that needs a search.
+            while nxt < end:
+                i = nxt
+                nxt += 1
+                q, answer = prepare_query(keys, queries[i], mode)
+                if answer != NEEDS_SEARCH:
+                    out[i] = answer
+                    continue
+                j = route(meta, params, pbits, q, last)
+                prefetch(params, leaf_base + j * LINEAR_WIDTH)
+                sq[k] = q
+                sidx[k] = i
+                slo[k] = j
+                state = _WINDOW
+                break
+            if state == _FREE:
+                state = _DONE
+                live -= 1
+            sstate[k] = state
+        k += 1
+        if k == slots:
+            k = 0
+
+
+@njit(inline="always", **_JIT)
+def _lookup_range(meta, params, pbits, keys, queries, out, mode, start, end, variant, slots, top):
+    """Answer ``queries[start:end]`` with the chosen variant (its buffers allocated once)."""
+    if variant == VARIANT_LOOP:
+        _lookup_range_loop(meta, params, pbits, keys, queries, out, mode, start, end, top)
+        return
+    width = max(GROUP, slots)
+    sq = np.empty(width, dtype=keys.dtype)
+    a = np.empty(width, dtype=np.int64)
+    b = np.empty(width, dtype=np.int64)
+    c = np.empty(width, dtype=np.int64)
+    if variant == VARIANT_GROUP:
+        d = np.empty(width, dtype=np.int64)
+        _lookup_range_group(meta, params, pbits, keys, queries, out, mode, start, end, top, sq, a, b, c, d)
+    else:
+        sstate = np.empty(slots, dtype=np.int64)
+        _lookup_range_amac(meta, params, pbits, keys, queries, out, mode, start, end, top, sq, a, b, c, sstate)
 
 
 @njit(**_JIT)
-def lookup_batch_interleaved(meta, params, keys, queries, out, mode):
-    """:func:`lookup_batch` with GROUP lookups interleaved and prefetched. Same answers."""
-    qbuf = np.empty(GROUP, dtype=keys.dtype)
-    leaf = np.empty(GROUP, dtype=np.int64)
-    pos = np.empty(GROUP, dtype=np.int64)
-    lo = np.empty(GROUP, dtype=np.int64)
-    hi = np.empty(GROUP, dtype=np.int64)
-    _lookup_range_interleaved(meta, params, keys, queries, out, mode, 0, queries.shape[0], qbuf, leaf, pos, lo, hi)
+def lookup_batch(meta, params, keys, queries, out, mode, variant, slots, top):
+    """``out[i] = lookup_one(queries[i])`` in one thread with the variant ``VARIANT_*``
+    (``slots`` state machines for AMAC; ``top`` of :func:`search_in_window`).
+    Complexity O(m (stages + log window))."""
+    _lookup_range(meta, params, params.view(np.int64), keys, queries, out, mode, 0, queries.shape[0], variant, slots,
+                  top)
 
 
 @njit(parallel=True, **_JIT)
-def lookup_batch_interleaved_parallel(meta, params, keys, queries, out, mode):
-    """:func:`lookup_batch_interleaved` split into chunks over the Numba thread pool."""
+def lookup_batch_parallel(meta, params, keys, queries, out, mode, variant, slots, top):
+    """:func:`lookup_batch` split into chunks of CHUNK queries over the Numba thread pool."""
+    pbits = params.view(np.int64)
     m = queries.shape[0]
     for c in prange((m + CHUNK - 1) // CHUNK):
-        qbuf = np.empty(GROUP, dtype=keys.dtype)
-        leaf = np.empty(GROUP, dtype=np.int64)
-        pos = np.empty(GROUP, dtype=np.int64)
-        lo = np.empty(GROUP, dtype=np.int64)
-        hi = np.empty(GROUP, dtype=np.int64)
-        _lookup_range_interleaved(meta, params, keys, queries, out, mode, c * CHUNK, min(m, (c + 1) * CHUNK),
-                                  qbuf, leaf, pos, lo, hi)
+        _lookup_range(meta, params, pbits, keys, queries, out, mode, c * CHUNK, min(m, (c + 1) * CHUNK), variant, slots,
+                      top)
 
 
 @njit(**_JIT)
 def predict_batch(meta, params, queries, pos, lo, hi):
     """Window of every query (no search). Complexity O(m * stages)."""
+    pbits = params.view(np.int64)
     for i in range(queries.shape[0]):
-        pos[i], lo[i], hi[i] = predict_window(meta, params, queries[i])
+        pos[i], lo[i], hi[i] = predict_window(meta, params, pbits, queries[i])
 
 
 # ---------------------------------------------------------------------------------------------

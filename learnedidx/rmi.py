@@ -46,10 +46,20 @@ class RMIConfig:
             but a few leaves are bad).
         parallel_threshold: batches of at least this many queries use every Numba thread;
             smaller ones run in the calling thread (starting threads costs microseconds).
-        interleaved: batch kernels advance 32 lookups in lock-step and prefetch each one's
+        interleaved: batch kernels interleave independent lookups and prefetch each one's
             leaf record and key lines before they are needed, so the lookups wait on memory
-            together instead of one after another (several times faster on key sets larger
-            than the cache). False runs one lookup after another, as a scalar loop would.
+            together instead of one after another (3-5x faster on key sets larger than the
+            cache). False runs one lookup after another, as a scalar loop would.
+        variant: how batches interleave (see :mod:`learnedidx._rmi_kernels`): ``"group"``
+            (32 lookups in lock-step phases; windows searched by fixed-step lifting),
+            ``"amac"`` (``slots`` independent state machines; wide windows halved one
+            prefetched step at a time) or ``"auto"`` (the default): ``"group"`` when 99% of
+            the leaves' windows are narrower than 32 keys (four cache lines, fetched at once),
+            else ``"amac"``. Measured at 10M lognormal keys, serial (``python -m bench.kernels
+            rmi``): 128 keys/leaf (windows ~14 keys) group 110-127 ns, amac 104-130; 2048
+            keys/leaf (windows ~60, a few leaves much wider) group 354-405 ns, amac 154-197.
+        slots: state machines of the ``"amac"`` variant. 16 measured best of 8-32 here: enough
+            misses in flight to cover DRAM latency, few enough to stay in registers and L1.
     """
 
     stages: tuple = ("linear", "linear", "linear")
@@ -58,6 +68,8 @@ class RMIConfig:
     search: str = "binary"
     parallel_threshold: int = 1 << 14
     interleaved: bool = True
+    variant: str = "auto"
+    slots: int = 16
 
     def __post_init__(self):
         stages = self.stages
@@ -87,6 +99,10 @@ class RMIConfig:
             raise ValueError(f"unknown search {self.search!r}; choose from {sorted(SEARCHES)}")
         if not isinstance(self.interleaved, bool):
             raise TypeError(f"interleaved must be True or False, got {self.interleaved!r}")
+        if self.variant not in ("auto", "group", "amac"):
+            raise ValueError(f"unknown variant {self.variant!r}; choose from ['amac', 'auto', 'group']")
+        if isinstance(self.slots, bool) or not isinstance(self.slots, (int, np.integer)) or not 1 <= self.slots <= 256:
+            raise ValueError(f"slots must be an int in [1, 256], got {self.slots!r}")
         if isinstance(self.parallel_threshold, bool) or not isinstance(self.parallel_threshold, (int, np.integer)) or self.parallel_threshold < 1:
             raise ValueError(f"parallel_threshold must be a positive int, got {self.parallel_threshold!r}")
 
@@ -190,18 +206,42 @@ class RMI(KeyValueIndex):
             raise TypeError(f"config must be an RMIConfig, got {type(config).__name__}")
         self.config = config
         self._meta, self._params, self._stats = train(self._keys, config)
+        self._choose_kernels()
 
     # --- searches -----------------------------------------------------------------------------
 
     def _search_array(self, queries, mode):
         out = np.empty(len(queries), dtype=np.int64)
+        variant = self._variant if self.config.interleaved else K.VARIANT_LOOP
+        return self._run_batch(queries, mode, variant)
+
+    def _search_loop(self, queries, mode):
+        return self._run_batch(queries, mode, K.VARIANT_LOOP)
+
+    def _run_batch(self, queries, mode, variant):
+        out = np.empty(len(queries), dtype=np.int64)
         parallel = len(queries) >= self.config.parallel_threshold and numba.get_num_threads() > 1
-        if self.config.interleaved:
-            kernel = K.lookup_batch_interleaved_parallel if parallel else K.lookup_batch_interleaved
-        else:
-            kernel = K.lookup_batch_parallel if parallel else K.lookup_batch
-        kernel(self._meta, self._params, self._keys, queries, out, mode)
+        kernel = K.lookup_batch_parallel if parallel else K.lookup_batch
+        kernel(self._meta, self._params, self._keys, queries, out, mode, variant, int(self.config.slots), self._top)
         return out
+
+    @property
+    def batch_variant(self) -> str:
+        """The batch kernel used for large batches, e.g. ``"group x32, lifting 5 steps"``."""
+        if not self.config.interleaved:
+            return "loop"
+        if self._variant == K.VARIANT_AMAC:
+            return f"amac x{self.config.slots}"
+        steps = f"lifting {self._top.bit_length()} steps" if self._top else "binary"
+        return f"group x{K.GROUP}, {steps}"
+
+    def _choose_kernels(self) -> None:
+        """Set the lifting search's ``top`` and the batch variant from the leaves' windows."""
+        self._top, p99 = _search_top(self._meta, self._params)
+        variant = self.config.variant
+        if variant == "auto":
+            variant = "group" if p99 < K.SMALL_WINDOW and self.config.search == "binary" else "amac"
+        self._variant = K.VARIANTS[variant]
 
     def _search_scalar(self, q, mode):
         return K.lookup_scalar(self._meta, self._params, self._keys, q, mode)
@@ -329,6 +369,20 @@ class RMI(KeyValueIndex):
         if len(params) != end:
             raise ValueError(f"params holds {len(params)} slots, the stages need {end}")
         self._meta, self._params = meta, params
+        self._choose_kernels()
+
+
+def _search_top(meta: np.ndarray, params: np.ndarray) -> tuple:
+    """``(top, p99)``: the 99th percentile of the leaves' window widths and the ``top`` of the
+    batch kernels' fixed-step search that fits it (the rest take a binary search sized to
+    them). Complexity O(leaves)."""
+    rec = K.META_HEADER + K.META_STRIDE * (int(meta[0]) - 1)
+    errors = params[int(meta[rec + 2]):].reshape(-1, K.LINEAR_WIDTH)[:, K.ERROR_SLOT:].view(np.int32)
+    if len(errors) == 0:
+        return 0, 0
+    widths = errors[:, 1].astype(np.int64) - errors[:, 0]
+    p99 = int(np.percentile(widths, 99))
+    return K.lift_top(p99), p99
 
 
 register(RMI, "learnedidx.RMI")

@@ -42,7 +42,8 @@ def _clustered(n, seed):
 
 
 @pytest.mark.parametrize("make", [_lognormal, _clustered], ids=["lognormal", "clustered"])
-@pytest.mark.parametrize("options", CONFIGS[:5] + [dict(interleaved=False)], ids=range(6))
+@pytest.mark.parametrize("options", CONFIGS[:5] + [dict(interleaved=False), dict(variant="amac", slots=5),
+                                                   dict(keys_per_leaf=4096)], ids=range(8))
 def test_medium_sets_against_searchsorted(make, options):
     """Many leaves and the parallel batch path (more queries than parallel_threshold)."""
     keys = make(60_000, seed=3)
@@ -218,6 +219,9 @@ def test_caller_arrays_untouched_and_copied():
         (np.array([1, 2]), None, {"search": "magic"}, ValueError, "unknown search"),
         (np.array([1, 2]), None, {"keys_per_leaf": 0}, ValueError, "keys_per_leaf"),
         (np.array([1, 2]), None, {"parallel_threshold": -1}, ValueError, "parallel_threshold"),
+        (np.array([1, 2]), None, {"variant": "pipeline"}, ValueError, "unknown variant"),
+        (np.array([1, 2]), None, {"slots": 0}, ValueError, "slots"),
+        (np.array([1, 2]), None, {"slots": 2.5}, ValueError, "slots"),
         (np.array([1, 2]), None, {"leaves": 4}, TypeError, "unknown options"),
         (np.array([1, 2]), None, {"config": RMIConfig(), "search": "linear"}, TypeError, "not both"),
         (np.array([1, 2]), None, {"config": {"search": "linear"}}, TypeError, "RMIConfig"),

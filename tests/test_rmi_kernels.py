@@ -1,0 +1,71 @@
+"""The RMI's batch kernels: every variant (loop, group, AMAC), every search ``top`` and slot
+count, serial and parallel, against np.searchsorted; and the automatic variant choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from learnedidx import RMI
+from learnedidx import _rmi_kernels as K
+
+pytest.importorskip("hypothesis")
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.test_interleaved import MODES, expected, keys_and_queries
+
+
+def _run(kernel, idx, queries, mode, variant, slots, top):
+    out = np.full(len(queries), -7, dtype=np.int64)
+    kernel(idx._meta, idx._params, idx._keys, queries, out, mode, variant, slots, top)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=keys_and_queries(), leaves=st.sampled_from([1, 3, 64]), slots=st.sampled_from([1, 3, 16]),
+       top=st.sampled_from([0, 1, 4, 16, 128]))
+def test_every_variant_matches_searchsorted(data, leaves, slots, top):
+    """One leaf gives windows as wide as the keys (AMAC halves them step by step, lifting is
+    skipped); many leaves give narrow ones. Any ``top`` must give the same answers."""
+    keys, queries = data
+    idx = RMI(keys, stages=("linear", "linear"), branching_factor=leaves)
+    for mode in MODES:
+        want = expected(keys, queries, mode)
+        for variant in K.VARIANTS.values():
+            assert np.array_equal(_run(K.lookup_batch, idx, queries, mode, variant, slots, top), want), variant
+
+
+@pytest.mark.parametrize("m", [0, 1, 31, 32, 33, K.CHUNK - 1, K.CHUNK + 5, 3 * K.CHUNK + 17])
+def test_batch_sizes_across_groups_slots_and_chunks(m):
+    rng = np.random.default_rng(m)
+    keys = np.sort(rng.lognormal(0, 2, 5000) * 1e6).astype(np.int64)
+    queries = np.concatenate([keys, keys + 1, [np.iinfo(np.int64).min, np.iinfo(np.int64).max]])
+    queries = rng.choice(queries, m).astype(np.int64)
+    for options in (dict(), dict(keys_per_leaf=2048)):
+        idx = RMI(keys, **options)
+        for mode in MODES:
+            want = expected(keys, queries, mode)
+            for variant in K.VARIANTS.values():
+                for kernel in (K.lookup_batch, K.lookup_batch_parallel):
+                    got = _run(kernel, idx, queries, mode, variant, 16, idx._top)
+                    assert np.array_equal(got, want), (options, mode, variant, kernel)
+
+
+def test_lift_top_covers_the_window():
+    assert [K.lift_top(w) for w in (0, 1, 2, 3, 31, 32, 255)] == [1, 1, 2, 2, 16, 32, 128]
+    assert K.lift_top(K.LIFT_MAX + 1) == 0
+
+
+def test_auto_variant_follows_window_widths():
+    rng = np.random.default_rng(0)
+    keys = np.sort(rng.lognormal(0, 2, 200_000) * 1e9).astype(np.uint64)
+    narrow = RMI(keys)
+    wide = RMI(keys, keys_per_leaf=8192)
+    assert narrow.batch_variant.startswith("group") and "lifting" in narrow.batch_variant
+    assert wide.batch_variant == "amac x16"
+    assert RMI(keys, variant="amac", slots=4).batch_variant == "amac x4"
+    assert RMI(keys, interleaved=False).batch_variant == "loop"
+    queries = keys[rng.integers(0, len(keys), 50_000)]
+    for idx in (narrow, wide):
+        assert np.array_equal(idx._search_loop(queries, 0), idx._search_array(queries, 0))
