@@ -113,15 +113,21 @@ def _fit_cubic(keys, meta, params, stage, m, target_scale):
     x = _exact_offsets(sample, sample[0])
     span = float(x[-1])
     scale = 1.0 / span if span > 0 else 0.0
+    if not math.isfinite(scale):
+        scale = 0.0  # a span of subnormal floats: 1 / span overflows; a constant root still works
     y = idx * target_scale
     records[0, 0] = anchor_slots(sample[:1])[0]
     records[0, 1] = scale
     coefs = (float(y[0]), 0.0, 0.0, 0.0)
-    if len(np.unique(x)) >= 4:
+    t = x * scale
+    if len(np.unique(t)) >= 4:
         with warnings.catch_warnings():
             # Clustered keys condition the fit badly; a poor root costs speed, never answers.
             warnings.simplefilter("ignore", np.exceptions.RankWarning)
-            fitted = np.polynomial.polynomial.polyfit(x * scale, y, 3)
+            try:
+                fitted = np.polynomial.polynomial.polyfit(t, y, 3)
+            except np.linalg.LinAlgError:
+                fitted = np.array(coefs)
         if np.isfinite(fitted).all():
             coefs = tuple(fitted)
     records[0, 2:6] = coefs

@@ -57,6 +57,17 @@ def test_medium_sets_against_searchsorted(make, options):
     assert idx.contains(keys).all()
 
 
+def test_cubic_root_over_subnormal_floats():
+    """1 / span overflows for a span of subnormals (hypothesis found it): the root degrades to
+    a constant instead of failing to fit."""
+    keys = np.array([0.0, 5e-324, 1e-323, 1.5e-323])
+    idx = RMI(keys, stages=("cubic", "linear"))
+    idx._check()
+    queries = np.array([-1.0, 0.0, 5e-324, 7e-324, 1.5e-323, 1.0])
+    assert np.array_equal(idx.lower_bound(queries), np.searchsorted(keys, queries))
+    assert np.array_equal(idx.upper_bound(queries), np.searchsorted(keys, queries, side="right"))
+
+
 def test_dense_keys_beyond_2_53_are_exact():
     keys = np.uint64(2**63) + np.arange(0, 3000, 3, dtype=np.uint64)
     idx = RMI(keys)
