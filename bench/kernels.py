@@ -4,6 +4,10 @@
 loop against lock-step groups of 8-64 lookups prefetching each lookup's next probe, and against
 prefetching both candidate probes of the level after next instead.
 
+``python -m bench.kernels rmi --n 100M --threads 1``: the RMI's batch variants (one lookup at a
+time, lock-step groups, AMAC state machines with 8-32 slots) at 128 and 2048 keys per leaf,
+against the interleaved BTree: the measurements behind ``RMIConfig.variant``.
+
 ``python -m bench.kernels sorted --n 100M --threads 2``: sorted batches of several densities
 m/n, the galloping path of :mod:`learnedidx._sorted` against the batch paths of RMI, BTree and
 BinarySearch on the same queries.
@@ -17,6 +21,7 @@ change of machine load hits them alike; the median per candidate is printed in n
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -162,11 +167,45 @@ def sorted_batches(args) -> None:
         print(line, flush=True)
 
 
+def rmi_variants(args) -> None:
+    from baselines import BTree
+    from learnedidx import RMI
+    from learnedidx import _rmi_kernels as K
+
+    keys = _keys(args.n, args.seed)
+    m = args.lookups
+    queries = keys[np.random.default_rng(args.seed + 1).integers(0, len(keys), m)]
+    expected = np.searchsorted(keys, queries)
+    candidates = {}
+    for label, options in (("128 keys/leaf", {}), ("2048 keys/leaf", {"keys_per_leaf": 2048})):
+        idx = RMI(keys, copy=False, **options)
+        print(f"RMI {label}: mean window {idx.mean_window:.1f} keys, {idx.size_in_bytes() / keys.nbytes:.2%} of "
+              f"the keys, auto variant: {idx.batch_variant}")
+        candidates[f"{label} loop"] = lambda idx=idx: idx._run_batch(queries, 0, K.VARIANT_LOOP)
+        candidates[f"{label} group"] = lambda idx=idx: idx._run_batch(queries, 0, K.VARIANT_GROUP)
+        for slots in (8, 16, 32):
+            amac = RMI.__new__(RMI)
+            amac.__dict__.update(idx.__dict__)
+            amac.config = dataclasses.replace(idx.config, slots=slots)
+            candidates[f"{label} amac x{slots}"] = lambda amac=amac: amac._run_batch(queries, 0, K.VARIANT_AMAC)
+    btree = BTree(keys, copy=False)
+    candidates["BTree interleaved"] = lambda: btree._search_array(queries, 0)
+    for name, fn in candidates.items():
+        if not np.array_equal(fn(), expected):
+            raise SystemExit(f"{name}: wrong answers")
+    result = _rounds(candidates, args.rounds, dict.fromkeys(candidates, m))
+    print(f"{len(keys):,} lognormal keys, {m:,} random present lookups, {numba.get_num_threads()} threads, "
+          f"median of {args.rounds} rounds (ns/lookup)")
+    base = result["BTree interleaved"]
+    for name, ns in result.items():
+        print(f"  {name:28s} {ns:8.1f}   {base / ns:5.2f}x BTree")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.kernels", description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("binary", "sorted"))
+    p.add_argument("what", choices=("binary", "sorted", "rmi"))
     p.add_argument("--n", type=_count, default=10_000_000, help="keys (default 10M)")
-    p.add_argument("--lookups", type=_count, default=1_000_000, help="random lookups (binary; default 1M)")
+    p.add_argument("--lookups", type=_count, default=1_000_000, help="random lookups (binary, rmi; default 1M)")
     p.add_argument("--gaps", type=_count, nargs="+", default=[1, 2, 4, 16, 64, 256, 1024, 4096],
                    help="n/m of the sorted batches (sorted; default 1 2 4 16 64 256 1024 4096)")
     p.add_argument("--indexes", nargs="+", default=["rmi", "btree", "binarysearch"], type=str.lower,
@@ -179,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         numba.set_num_threads(args.threads)
     if args.what == "binary":
         binary(args)
+    elif args.what == "rmi":
+        rmi_variants(args)
     else:
         sorted_batches(args)
     return 0

@@ -55,11 +55,22 @@ class RMIConfig:
             ``"amac"`` (``slots`` independent state machines; wide windows halved one
             prefetched step at a time) or ``"auto"`` (the default): ``"group"`` when 99% of
             the leaves' windows are narrower than 32 keys (four cache lines, fetched at once),
-            else ``"amac"``. Measured at 10M lognormal keys, serial (``python -m bench.kernels
-            rmi``): 128 keys/leaf (windows ~14 keys) group 110-127 ns, amac 104-130; 2048
-            keys/leaf (windows ~60, a few leaves much wider) group 354-405 ns, amac 154-197.
-        slots: state machines of the ``"amac"`` variant. 16 measured best of 8-32 here: enough
-            misses in flight to cover DRAM latency, few enough to stay in registers and L1.
+            else ``"amac"``. Measured on lognormal keys, 1M random lookups, one thread
+            (``python -m bench.kernels rmi --n 100M --threads 1``), ns/lookup:
+
+            ============  ========  ======  =====  ======  ======  =====
+            keys          per leaf  loop    group  amac 8  amac16  BTree
+            ============  ========  ======  =====  ======  ======  =====
+            10M           128       400     99     92      82      121
+            10M           2048      377     276    138     124     121
+            100M          128       601     152    174     169     175
+            100M          2048      654     312    223     199     175
+            ============  ========  ======  =====  ======  ======  =====
+
+            Wide windows need AMAC (halving steps that each prefetch); on narrow ones the two
+            are within the run-to-run noise of this shared machine.
+        slots: state machines of the ``"amac"`` variant. 16 measured best or level with 8 and
+            32 (table above): enough misses in flight, few enough to stay in L1.
     """
 
     stages: tuple = ("linear", "linear", "linear")
