@@ -54,7 +54,7 @@ class RMIConfig:
             (32 lookups in lock-step phases; windows searched by fixed-step lifting),
             ``"amac"`` (``slots`` independent state machines; wide windows halved one
             prefetched step at a time) or ``"auto"`` (the default): ``"group"`` when 99% of
-            the leaves' windows are narrower than 32 keys (four cache lines, fetched at once),
+            the keys' windows are narrower than 32 keys (four cache lines, fetched at once),
             else ``"amac"``. Measured on lognormal keys, 1M random lookups, one thread
             (``python -m bench.kernels rmi --n 100M --threads 1``), ns/lookup:
 
@@ -248,7 +248,7 @@ class RMI(KeyValueIndex):
 
     def _choose_kernels(self) -> None:
         """Set the lifting search's ``top`` and the batch variant from the leaves' windows."""
-        self._top, p99 = _search_top(self._meta, self._params)
+        self._top, p99 = _search_top(self._meta, self._params, self._keys)
         variant = self.config.variant
         if variant == "auto":
             variant = "group" if p99 < K.SMALL_WINDOW and self.config.search == "binary" else "amac"
@@ -383,16 +383,19 @@ class RMI(KeyValueIndex):
         self._choose_kernels()
 
 
-def _search_top(meta: np.ndarray, params: np.ndarray) -> tuple:
-    """``(top, p99)``: the 99th percentile of the leaves' window widths and the ``top`` of the
-    batch kernels' fixed-step search that fits it (the rest take a binary search sized to
-    them). Complexity O(leaves)."""
-    rec = K.META_HEADER + K.META_STRIDE * (int(meta[0]) - 1)
-    errors = params[int(meta[rec + 2]):].reshape(-1, K.LINEAR_WIDTH)[:, K.ERROR_SLOT:].view(np.int32)
-    if len(errors) == 0:
+def _search_top(meta: np.ndarray, params: np.ndarray, keys: np.ndarray) -> tuple:
+    """``(top, p99)``: the 99th percentile of the window widths that lookups of the keys see
+    (measured on up to 4096 evenly spaced keys, so leaves weigh by their keys: a radix root
+    puts most keys in a few wide leaves) and the ``top`` of the batch kernels' fixed-step
+    search that fits it; wider windows take a binary search sized to them.
+    Complexity O(stages * 4096)."""
+    n = len(keys)
+    if n == 0:
         return 0, 0
-    widths = errors[:, 1].astype(np.int64) - errors[:, 0]
-    p99 = int(np.percentile(widths, 99))
+    sample = keys[np.linspace(0, n - 1, min(n, 4096)).astype(np.int64)]
+    pos, lo, hi = (np.empty(len(sample), dtype=np.int64) for _ in range(3))
+    K.predict_batch(meta, params, sample, pos, lo, hi)
+    p99 = int(np.percentile(hi - lo, 99))
     return K.lift_top(p99), p99
 
 
