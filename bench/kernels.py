@@ -86,6 +86,16 @@ def _rounds(candidates: dict, rounds: int, per_lookup: dict) -> dict:
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+def _report(candidates: dict, args, n: int, m: int, base_name: str, unit: str) -> None:
+    """Time the candidates in alternating rounds; print ns/lookup and speed-up over one of them."""
+    result = _rounds(candidates, args.rounds, dict.fromkeys(candidates, m))
+    print(f"{n:,} lognormal keys, {m:,} random present lookups, {numba.get_num_threads()} threads, "
+          f"median of {args.rounds} rounds (ns/lookup)")
+    width = max(len(name) for name in result)
+    for name, ns in result.items():
+        print(f"  {name:{width}s} {ns:8.1f}   {result[base_name] / ns:5.2f}x{unit}")
+
+
 def _keys(n: int, seed: int) -> np.ndarray:
     from datasets.generators import GENERATORS
 
@@ -116,12 +126,7 @@ def binary(args) -> None:
         fn()
         if not np.array_equal(out, expected):
             raise SystemExit(f"{name}: wrong answers")
-    result = _rounds(candidates, args.rounds, dict.fromkeys(candidates, m))
-    print(f"{len(keys):,} lognormal keys, {m:,} random present lookups, {numba.get_num_threads()} threads, "
-          f"median of {args.rounds} rounds (ns/lookup)")
-    base = result["plain loop"]
-    for name, ns in result.items():
-        print(f"  {name:20s} {ns:8.1f}   {base / ns:5.2f}x")
+    _report(candidates, args, len(keys), m, "plain loop", "")
 
 
 def sorted_batches(args) -> None:
@@ -193,12 +198,7 @@ def rmi_variants(args) -> None:
     for name, fn in candidates.items():
         if not np.array_equal(fn(), expected):
             raise SystemExit(f"{name}: wrong answers")
-    result = _rounds(candidates, args.rounds, dict.fromkeys(candidates, m))
-    print(f"{len(keys):,} lognormal keys, {m:,} random present lookups, {numba.get_num_threads()} threads, "
-          f"median of {args.rounds} rounds (ns/lookup)")
-    base = result["BTree interleaved"]
-    for name, ns in result.items():
-        print(f"  {name:28s} {ns:8.1f}   {base / ns:5.2f}x BTree")
+    _report(candidates, args, len(keys), m, "BTree interleaved", " BTree")
 
 
 def main(argv: list[str] | None = None) -> int:
