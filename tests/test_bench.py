@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from baselines import BinarySearch, BTree
+from baselines import BinarySearch, BTree, NumpySearchsorted
 from bench import registry
 from bench.cli import main
 from bench.harness import measure
@@ -51,7 +51,7 @@ def test_a_wrong_index_gets_no_time():
             return super()._search_array(queries, mode) + 1
 
     keys = np.arange(0, 3000, 3, dtype=np.uint64)
-    queries = keys[::7].copy()
+    queries = np.random.default_rng(1).permutation(keys[::7])  # unsorted: the batch kernels answer
     expected = np.searchsorted(keys, queries)
     result = measure(IndexSpec("Wrong", "learned", Wrong), "tiny", keys, queries, expected, repeats=2)
     assert result.batch_ns is None and result.note.startswith("WRONG ANSWERS")
@@ -81,6 +81,26 @@ def test_loop_mode_gets_the_coerced_queries_and_forced_answers():
     for spec in (IndexSpec("BTree", "classic", BTree), IndexSpec("RMI", "learned", RMI)):
         result = measure(spec, "tiny", keys, queries, expected, repeats=1, persist=False)
         assert result.note == "" and result.loop_ns > 0 and result.batch_ns > 0, result
+
+
+def test_an_index_without_a_loop_kernel_is_timed_once():
+    calls = []
+
+    class Counted(NumpySearchsorted):
+        def _search_array(self, queries, mode):
+            calls.append(len(queries))
+            return super()._search_array(queries, mode)
+
+    keys = np.arange(0, 3000, 3, dtype=np.int64)
+    probe = np.random.default_rng(5).permutation(keys)[:150]  # unsorted: no sorted-batch path
+    runs = {}
+    for repeats in (1, 3):
+        calls.clear()
+        result = measure(IndexSpec("Counted", "classic", Counted), "tiny", keys, probe, np.searchsorted(keys, probe),
+                         repeats=repeats, persist=False)
+        assert result.note == "" and result.loop_ns == result.batch_ns > 0 and result.loop_runs == repeats
+        runs[repeats] = calls.count(len(probe))
+    assert runs[3] - runs[1] == 2  # one call per timed repeat: no second, identical loop run
 
 
 def test_object_structures_are_skipped_with_a_note():
