@@ -35,7 +35,7 @@ def reference_check(idx, model: dict):
 
 # --- the state machine ------------------------------------------------------------------------
 
-MACHINE_SETTINGS = settings(max_examples=150, stateful_step_count=50, deadline=None, derandomize=True,
+MACHINE_SETTINGS = settings(max_examples=80, stateful_step_count=50, deadline=None, derandomize=True,
                             suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -55,7 +55,7 @@ class UnbufferedRetrainingMachine(UpdatableIndexMachine):
 TestDynamicRMIMachine = DynamicRMIMachine.TestCase
 TestDynamicRMIMachine.settings = MACHINE_SETTINGS
 TestUnbufferedRetrainingMachine = UnbufferedRetrainingMachine.TestCase
-TestUnbufferedRetrainingMachine.settings = settings(MACHINE_SETTINGS, max_examples=60)
+TestUnbufferedRetrainingMachine.settings = settings(MACHINE_SETTINGS, max_examples=40)
 
 
 class ForgetfulDelete(DynamicRMI):
