@@ -681,7 +681,7 @@ def find_sorted(meta, params, mk, queries, out):
 def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, hi):
     """Main ranks of ``queries[g:top]`` (mode 0: keys < q, 1: keys <= q) into ``pos``.
 
-    The phases of :func:`learnedidx._rmi_kernels.lookup_batch_interleaved`: route every query
+    The phases of the group variant of :func:`learnedidx._rmi_kernels.lookup_batch`: route every query
     and prefetch its leaf record, then compute the windows and prefetch their keys, then
     search; each phase's loads were requested a phase earlier.
     """

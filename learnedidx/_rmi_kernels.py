@@ -23,7 +23,14 @@ from numba.extending import overload
 
 from ._pointers import ptr_like
 from ._prefetch import prefetch
-from ._search import SEARCH_BINARY, binary_search, finish, gallop_left, gallop_right, search_window
+from ._search import (
+    SEARCH_BINARY,
+    binary_search,
+    finish,
+    gallop_left,
+    gallop_right,
+    search_window,
+)
 
 KIND_LINEAR = 0  #: record [anchor, slope, intercept, errors]; linear, linear_spline and radix
 KIND_CUBIC = 1  #: record [anchor, scale, c0, c1, c2, c3]: c0 + c1 t + c2 t^2 + c3 t^3, t = x * scale
@@ -382,7 +389,7 @@ def _lookup_range_amac(meta, params, pbits, keys, queries, out, mode, start, end
         state = sstate[k]
         if state == _WINDOW:
             q = sq[k]
-            pos, lo, hi = leaf_window(meta, params, pbits, q, slo[k])
+            _, lo, hi = leaf_window(meta, params, pbits, q, slo[k])
             slo[k] = lo
             shi[k] = hi
             _prefetch_search(keys, lo, hi, step)

@@ -11,8 +11,8 @@ import numpy as np
 
 from . import _rmi_kernels as K
 from ._coerce import ANSWER_N, LEFT, as_query_array, coerce_array, coerce_scalar
-from ._search import SEARCHES
 from ._pointers import address
+from ._search import SEARCHES
 from .base import KeyValueIndex, compile_scalar_entry
 from .models import stage_model
 from .persist import register
@@ -222,7 +222,6 @@ class RMI(KeyValueIndex):
     # --- searches -----------------------------------------------------------------------------
 
     def _search_array(self, queries, mode):
-        out = np.empty(len(queries), dtype=np.int64)
         variant = self._variant if self.config.interleaved else K.VARIANT_LOOP
         return self._run_batch(queries, mode, variant)
 
