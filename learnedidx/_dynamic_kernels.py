@@ -818,16 +818,19 @@ def _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk
 
 
 @njit(**_JIT)
+def _group_scratch(mk):
+    """Scratch of one chunk of the phased kernels: GROUP queries, leaves, positions, windows."""
+    return (np.empty(R.GROUP, dtype=mk.dtype), np.empty(R.GROUP, dtype=np.int64), np.empty(R.GROUP, dtype=np.int64),
+            np.empty(R.GROUP, dtype=np.int64), np.empty(R.GROUP, dtype=np.int64))
+
+
+@njit(**_JIT)
 def lookup_batch(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
                  queries, out, found):
     """``(out[i], found[i])``: the value of key queries[i] among main and the delta, in one pass
     (see :func:`_lookup_range`). Complexity O(m (stages + log window + log(delta keys in
     range)))."""
-    qbuf = np.empty(R.GROUP, dtype=mk.dtype)
-    leaf = np.empty(R.GROUP, dtype=np.int64)
-    pos = np.empty(R.GROUP, dtype=np.int64)
-    lo = np.empty(R.GROUP, dtype=np.int64)
-    hi = np.empty(R.GROUP, dtype=np.int64)
+    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
     _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
                   queries, out, found, 0, queries.shape[0], qbuf, leaf, pos, lo, hi)
 
@@ -838,11 +841,7 @@ def lookup_batch_parallel(meta, params, mk, mv, tbits, has_tombstones, use_dir, 
     """:func:`lookup_batch` split into chunks over the Numba thread pool."""
     m = queries.shape[0]
     for c in prange((m + R.CHUNK - 1) // R.CHUNK):
-        qbuf = np.empty(R.GROUP, dtype=mk.dtype)
-        leaf = np.empty(R.GROUP, dtype=np.int64)
-        pos = np.empty(R.GROUP, dtype=np.int64)
-        lo = np.empty(R.GROUP, dtype=np.int64)
-        hi = np.empty(R.GROUP, dtype=np.int64)
+        qbuf, leaf, pos, lo, hi = _group_scratch(mk)
         _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
                       queries, out, found, c * R.CHUNK, min(m, (c + 1) * R.CHUNK), qbuf, leaf, pos, lo, hi)
 
@@ -852,11 +851,7 @@ def rank_batch(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk,
                queries, right, out):
     """``out[i]`` = number of keys < queries[i] (<= when right), in one pass (see
     :func:`_rank_range`)."""
-    qbuf = np.empty(R.GROUP, dtype=mk.dtype)
-    leaf = np.empty(R.GROUP, dtype=np.int64)
-    pos = np.empty(R.GROUP, dtype=np.int64)
-    lo = np.empty(R.GROUP, dtype=np.int64)
-    hi = np.empty(R.GROUP, dtype=np.int64)
+    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
     _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
                 queries, right, out, 0, queries.shape[0], qbuf, leaf, pos, lo, hi)
 
@@ -867,11 +862,7 @@ def rank_batch_parallel(meta, params, mk, tbits, tcum, has_tombstones, use_dir, 
     """:func:`rank_batch` split into chunks over the Numba thread pool."""
     m = queries.shape[0]
     for c in prange((m + R.CHUNK - 1) // R.CHUNK):
-        qbuf = np.empty(R.GROUP, dtype=mk.dtype)
-        leaf = np.empty(R.GROUP, dtype=np.int64)
-        pos = np.empty(R.GROUP, dtype=np.int64)
-        lo = np.empty(R.GROUP, dtype=np.int64)
-        hi = np.empty(R.GROUP, dtype=np.int64)
+        qbuf, leaf, pos, lo, hi = _group_scratch(mk)
         _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
                     queries, right, out, c * R.CHUNK, min(m, (c + 1) * R.CHUNK), qbuf, leaf, pos, lo, hi)
 

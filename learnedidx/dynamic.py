@@ -178,6 +178,17 @@ def _value_view_dtype(dtype: np.dtype) -> np.dtype:
     )
 
 
+def _first_inexact(n: int, forced, exact) -> int:
+    """Position of the first of n coerced numbers that is out of range (``forced``) or not
+    exact, or -1 (the masks as :func:`learnedidx._coerce.coerce_array` returns them)."""
+    bad = np.zeros(n, dtype=bool)
+    if forced is not None:
+        bad |= forced
+    if exact is not None:
+        bad |= ~exact
+    return int(np.flatnonzero(bad)[0]) if bad.any() else -1
+
+
 def _describe_key(x) -> str:
     return repr(x.item() if isinstance(x, np.generic) else x)
 
@@ -499,13 +510,8 @@ class DynamicRMI(KeyValueIndex):
             bad = int(np.flatnonzero(np.isnan(arr))[0])
             raise ValueError(f"keys contain NaN (first at position {bad}), which cannot be a key")
         values, forced, exact = coerce_array(arr, dtype, LEFT)
-        bad = np.zeros(len(arr), dtype=bool)
-        if forced is not None:
-            bad |= forced
-        if exact is not None:
-            bad |= ~exact
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
+        i = _first_inexact(len(arr), forced, exact)
+        if i >= 0:
             raise ValueError(
                 f"key {_describe_key(arr[i])} (position {i}) is not exactly representable in the "
                 f"key dtype {dtype}; pass keys that fit, or build the index with another dtype="
@@ -589,13 +595,8 @@ class DynamicRMI(KeyValueIndex):
             return arr.astype(dtype)
         src = arr.astype(np.uint8) if kind == "b" else arr
         values, forced, exact = coerce_array(src, dtype, LEFT)
-        bad = np.zeros(len(arr), dtype=bool)
-        if forced is not None:
-            bad |= forced
-        if exact is not None:
-            bad |= ~exact
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
+        i = _first_inexact(len(arr), forced, exact)
+        if i >= 0:
             raise ValueError(f"value {_describe_key(arr[i])} (position {i}) does not fit the value dtype {dtype}")
         return values
 
