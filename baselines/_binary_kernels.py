@@ -15,7 +15,7 @@ import numpy as np
 from numba import carray, njit, prange
 
 from learnedidx._pointers import ptr_like
-from learnedidx._prefetch import prefetch
+from learnedidx._intrinsics import prefetch, select_unpredictable
 from learnedidx._search import before, binary_search, finish
 
 CHUNK = 4096  #: queries per parallel task
@@ -74,18 +74,17 @@ def _walk(keys, queries, out, start, stop, right, bases, targets):
             ahead = length >> 1  # the next level's offset from the new base
             for g in range(size):
                 b = bases[g]
-                if before(keys[b + half], targets[g], right):
-                    b += half
+                b = select_unpredictable(before(keys[b + half], targets[g], right), b + half, b)
                 bases[g] = b
                 prefetch(keys, b + ahead)
         for g in range(size):
             b = bases[g]
-            if length == 1 and before(keys[b], targets[g], right):
-                b += 1
+            if length == 1:
+                b = select_unpredictable(before(keys[b], targets[g], right), b + 1, b)
             out[first + g] = b
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _interleaved_range(keys, queries, out, start, stop, mode, group):
     """:func:`lookup_one` for ``queries[start:stop]``, ``group`` lookups in lock-step."""
     bases = np.empty(group, dtype=np.int64)

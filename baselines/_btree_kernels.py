@@ -40,7 +40,7 @@ from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
 from learnedidx._pointers import ptr_like
-from learnedidx._prefetch import prefetch
+from learnedidx._intrinsics import prefetch
 from learnedidx._search import binary_search, finish
 
 META_B = 0  #: slot of the node size B in ``meta``
@@ -205,7 +205,7 @@ def prefetch_span(arr, start, length):
     prefetch(arr, start + length - 1)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def lookup_range(inner, meta, keys, queries, out, start, stop, mode):
     """``out[i]`` for ``start <= i < stop``, walking groups of ``INTERLEAVE`` queries level by
     level in lockstep.

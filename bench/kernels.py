@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from baselines import _binary_kernels as BK
-from learnedidx._prefetch import prefetch
+from learnedidx._intrinsics import prefetch
 from learnedidx._search import before
 
 from .cli import _count

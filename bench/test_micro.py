@@ -1,6 +1,6 @@
 """Micro-benchmarks of the RMI kernels with pytest-benchmark (outside the default test run).
 
-Run: ``python -m pytest bench/test_micro.py -m microbench --benchmark-columns=median,ops``.
+Run: ``python -m pytest bench/test_micro.py -m microbench -n 0 --benchmark-columns=median,ops``.
 Each benchmark times one batch of 100K lookups on 10M lognormal keys: the prediction alone,
 the last-mile search alone (windows precomputed) and the full lookup.
 """

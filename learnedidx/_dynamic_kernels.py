@@ -40,7 +40,7 @@ from numba.extending import overload
 
 from . import _rmi_kernels as R
 from ._pointers import ptr_like
-from ._prefetch import prefetch
+from ._intrinsics import prefetch
 from ._search import finish, search_window
 
 _JIT = dict(nogil=True, cache=True)
@@ -610,7 +610,7 @@ def _leaf_window(meta, params, pbits, perr, q, leaf):
     (``pbits``/``perr``: int64/int32 views of params, made once per call of a kernel)."""
     n = meta[1]
     base = meta[R.META_HEADER + R.META_STRIDE * (meta[0] - 1) + 2] + leaf * R.LINEAR_WIDTH
-    pos = R._clamp_index(R._model_output(params, pbits, R.KIND_LINEAR, base, q), n)
+    pos = R._clamp_index(R._linear_output(params, pbits, base, q), n)
     lo = max(pos + perr[2 * (base + R.ERROR_SLOT)], 0)
     hi = min(pos + perr[2 * (base + R.ERROR_SLOT) + 1], n)
     return pos, min(lo, hi), hi
@@ -740,11 +740,13 @@ def _prefetch_dirs(use_dir, dirs, r, n):
 
 @njit(inline="always", **_JIT)
 def _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
-                  queries, out, found, start, stop, qbuf, leaf, pos, lo, hi):
+                  queries, out, found, start, stop):
     """Values of ``queries[start:stop]``, GROUP lookups at a time in lock-step: the main
     search (:func:`_search_group`), then a main hit prefetches its value and tombstone word,
     a miss the directory entries around its rank and then the delta chunk they point to, and
-    the last phase reads what was prefetched."""
+    the last phase reads what was prefetched. Its scratch is allocated here, so that LLVM
+    knows no write to it touches the caller's arrays."""
+    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
     n = mk.shape[0]
     k = st[K_CHUNKS]
     for g in range(start, stop, R.GROUP):
@@ -786,9 +788,10 @@ def _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk
 
 @njit(inline="always", **_JIT)
 def _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
-                queries, right, out, start, stop, qbuf, leaf, pos, lo, hi):
+                queries, right, out, start, stop):
     """Ranks of ``queries[start:stop]`` (keys < q, or <= q when right): the main search, then
     prefetches of the tombstone counts and of the delta chunk, as in :func:`_lookup_range`."""
+    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
     n = mk.shape[0]
     k = st[K_CHUNKS]
     mode = 1 if right else 0
@@ -817,7 +820,7 @@ def _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk
             out[i] = rank
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _group_scratch(mk):
     """Scratch of one chunk of the phased kernels: GROUP queries, leaves, positions, windows."""
     return (np.empty(R.GROUP, dtype=mk.dtype), np.empty(R.GROUP, dtype=np.int64), np.empty(R.GROUP, dtype=np.int64),
@@ -830,20 +833,21 @@ def lookup_batch(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk,
     """``(out[i], found[i])``: the value of key queries[i] among main and the delta, in one pass
     (see :func:`_lookup_range`). Complexity O(m (stages + log window + log(delta keys in
     range)))."""
-    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
     _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
-                  queries, out, found, 0, queries.shape[0], qbuf, leaf, pos, lo, hi)
+                  queries, out, found, 0, queries.shape[0])
 
 
 @njit(parallel=True, **_JIT)
 def lookup_batch_parallel(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax,
                           st, queries, out, found):
-    """:func:`lookup_batch` split into chunks over the Numba thread pool."""
+    """:func:`lookup_batch` split into chunks over the Numba thread pool (each chunk calls the
+    serial kernel on its slices: one compiled body for both)."""
     m = queries.shape[0]
     for c in prange((m + R.CHUNK - 1) // R.CHUNK):
-        qbuf, leaf, pos, lo, hi = _group_scratch(mk)
-        _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
-                      queries, out, found, c * R.CHUNK, min(m, (c + 1) * R.CHUNK), qbuf, leaf, pos, lo, hi)
+        a = c * R.CHUNK
+        b = min(m, a + R.CHUNK)
+        lookup_batch(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
+                     queries[a:b], out[a:b], found[a:b])
 
 
 @njit(**_JIT)
@@ -851,20 +855,21 @@ def rank_batch(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk,
                queries, right, out):
     """``out[i]`` = number of keys < queries[i] (<= when right), in one pass (see
     :func:`_rank_range`)."""
-    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
     _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
-                queries, right, out, 0, queries.shape[0], qbuf, leaf, pos, lo, hi)
+                queries, right, out, 0, queries.shape[0])
 
 
 @njit(parallel=True, **_JIT)
 def rank_batch_parallel(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum,
                         st, queries, right, out):
-    """:func:`rank_batch` split into chunks over the Numba thread pool."""
+    """:func:`rank_batch` split into chunks over the Numba thread pool (each chunk calls the
+    serial kernel on its slices)."""
     m = queries.shape[0]
     for c in prange((m + R.CHUNK - 1) // R.CHUNK):
-        qbuf, leaf, pos, lo, hi = _group_scratch(mk)
-        _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
-                    queries, right, out, c * R.CHUNK, min(m, (c + 1) * R.CHUNK), qbuf, leaf, pos, lo, hi)
+        a = c * R.CHUNK
+        b = min(m, a + R.CHUNK)
+        rank_batch(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
+                   queries[a:b], right, out[a:b])
 
 
 @njit(**_JIT)

@@ -22,7 +22,7 @@ from numba import carray, njit, prange, types
 from numba.extending import overload
 
 from ._pointers import ptr_like
-from ._prefetch import prefetch
+from ._intrinsics import prefetch, select_unpredictable
 from ._search import (
     SEARCH_BINARY,
     binary_search,
@@ -87,23 +87,33 @@ def _clamp_index(y, limit):
 
 
 @njit(inline="always", **_JIT)
+def _linear_output(params, pbits, base, q):
+    return params[base + 1] * key_offset(q, pbits[base], params[base]) + params[base + 2]
+
+
+@njit(inline="always", **_JIT)
 def _model_output(params, pbits, kind, base, q):
-    x = key_offset(q, pbits[base], params[base])
     if kind == KIND_CUBIC:
-        t = x * params[base + 1]
+        t = key_offset(q, pbits[base], params[base]) * params[base + 1]
         return params[base + 2] + t * (params[base + 3] + t * (params[base + 4] + t * params[base + 5]))
-    return params[base + 1] * x + params[base + 2]
+    return _linear_output(params, pbits, base, q)
 
 
 @njit(inline="always", **_JIT)
 def route(meta, params, pbits, q, stage):
-    """Index of the model of ``stage`` that q is routed to (stage 0 is the root)."""
-    j = 0
-    for s in range(stage):
+    """Index of the model of ``stage`` that q is routed to (stage 0 is the root).
+
+    Only the root may be cubic (``models.MODELS``; ``RMI._restore`` checks saved stages): the
+    stages below it are evaluated as lines, with no test of their kind per lookup.
+    """
+    if stage == 0:
+        return 0
+    j = _clamp_index(_model_output(params, pbits, meta[META_HEADER], meta[META_HEADER + 2], q),
+                     meta[META_HEADER + META_STRIDE + 1] - 1)
+    for s in range(1, stage):
         rec = META_HEADER + META_STRIDE * s
-        base = meta[rec + 2] + j * meta[rec + 3]
-        y = _model_output(params, pbits, meta[rec], base, q)
-        j = _clamp_index(y, meta[rec + META_STRIDE + 1] - 1)
+        j = _clamp_index(_linear_output(params, pbits, meta[rec + 2] + j * LINEAR_WIDTH, q),
+                         meta[rec + META_STRIDE + 1] - 1)
     return j
 
 
@@ -123,7 +133,7 @@ def leaf_window(meta, params, pbits, q, leaf):
     """``(pos, lo, hi)`` from the leaf model q was routed to; ``[lo, hi]`` lies within [0, n]."""
     n = meta[1]
     base = meta[META_HEADER + META_STRIDE * (meta[0] - 1) + 2] + leaf * LINEAR_WIDTH
-    pos = _clamp_index(_model_output(params, pbits, KIND_LINEAR, base, q), n)
+    pos = _clamp_index(_linear_output(params, pbits, base, q), n)
     e_lo, e_hi = leaf_errors_of(pbits, base)
     lo = pos + e_lo
     hi = pos + e_hi
@@ -200,7 +210,7 @@ def lift_search(keys, q, lo, hi, top):
     while half > 0:
         p = base + half
         take = (p <= hi) & (keys[max(min(p, hi) - 1, 0)] < q)
-        base = p if take else base
+        base = select_unpredictable(take, p, base)
         half >>= 1
     return base
 
@@ -414,10 +424,9 @@ def _lookup_range_amac(meta, params, pbits, keys, queries, out, mode, start, end
                     hi = lo
             if hi - lo >= SMALL_WINDOW:
                 mid = (lo + hi) >> 1
-                if keys[mid] < q:
-                    lo = mid + 1
-                else:
-                    hi = mid
+                below = keys[mid] < q
+                lo = select_unpredictable(below, mid + 1, lo)
+                hi = select_unpredictable(below, hi, mid)
                 slo[k] = -lo - 1  # negative: verified, keep halving
                 shi[k] = hi
                 _prefetch_search(keys, lo, hi, step)
@@ -480,12 +489,15 @@ def lookup_batch(meta, params, keys, queries, out, mode, variant, slots, top):
 
 @njit(parallel=True, **_JIT)
 def lookup_batch_parallel(meta, params, keys, queries, out, mode, variant, slots, top):
-    """:func:`lookup_batch` split into chunks of CHUNK queries over the Numba thread pool."""
-    pbits = params.view(np.int64)
+    """:func:`lookup_batch` split into chunks of CHUNK queries over the Numba thread pool.
+
+    Each chunk calls the serial kernel (compiled once for both) on its slices: inlining the
+    variants into the parallel loop as well doubled the compile time of every key dtype."""
     m = queries.shape[0]
     for c in prange((m + CHUNK - 1) // CHUNK):
-        _lookup_range(meta, params, pbits, keys, queries, out, mode, c * CHUNK, min(m, (c + 1) * CHUNK), variant, slots,
-                      top)
+        a = c * CHUNK
+        b = min(m, a + CHUNK)
+        lookup_batch(meta, params, keys, queries[a:b], out[a:b], mode, variant, slots, top)
 
 
 @njit(**_JIT)
@@ -605,7 +617,7 @@ def leaf_errors(meta, params, keys):
         q = keys[a]
         leaf = route(meta, params, pbits, q, last)
         base = meta[rec + 2] + leaf * LINEAR_WIDTH
-        pos = _clamp_index(_model_output(params, pbits, KIND_LINEAR, base, q), n)
+        pos = _clamp_index(_linear_output(params, pbits, base, q), n)
         e_lo = a - pos
         e_hi = a + 1 - pos
         if not seen[leaf]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from numba import njit
 
+from ._intrinsics import select_unpredictable
+
 SEARCH_BINARY = 0  #: branch-free binary search inside the window
 SEARCH_LINEAR = 1  #: linear scan from the window's start (best for windows of a few keys)
 SEARCH_EXPONENTIAL = 2  #: galloping outward from the prediction (best when most errors are small)
@@ -31,17 +33,17 @@ def binary_search(keys, q, lo, hi, right):
     """First position in ``[lo, hi]`` not before q, assuming the answer lies in ``[lo, hi]``.
 
     Branch-free: the loop runs ``ceil(log2(hi - lo))`` times whatever the data, and the update is a
-    conditional move, so no mispredictions. Complexity O(log(hi - lo)).
+    conditional move (kept one by :func:`learnedidx._intrinsics.select_unpredictable`), so no
+    mispredictions. Complexity O(log(hi - lo)).
     """
     base = lo
     length = hi - lo
     while length > 1:
         half = length >> 1
-        if before(keys[base + half], q, right):
-            base += half
+        base = select_unpredictable(before(keys[base + half], q, right), base + half, base)
         length -= half
-    if length == 1 and before(keys[base], q, right):
-        base += 1
+    if length == 1:
+        base = select_unpredictable(before(keys[base], q, right), base + 1, base)
     return base
 
 

@@ -58,7 +58,7 @@ def _gallop(keys, queries, out, start, stop, right):
         out[i] = p
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _sorted_range(keys, queries, out, start, stop, mode):
     if start >= stop:
         return
