@@ -744,8 +744,8 @@ def _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk
     """Values of ``queries[start:stop]``, GROUP lookups at a time in lock-step: the main
     search (:func:`_search_group`), then a main hit prefetches its value and tombstone word,
     a miss the directory entries around its rank and then the delta chunk they point to, and
-    the last phase reads what was prefetched. Its scratch is allocated here, so that LLVM
-    knows no write to it touches the caller's arrays."""
+    the last phase reads what was prefetched. Its scratch is allocated here, once per call:
+    the parallel kernel calls the serial one per chunk."""
     qbuf, leaf, pos, lo, hi = _group_scratch(mk)
     n = mk.shape[0]
     k = st[K_CHUNKS]

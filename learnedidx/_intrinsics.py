@@ -11,8 +11,9 @@ keeps it a conditional move. Written as a plain ``if``/``else``, the step of a b
 search compiles to a ``cmov`` that LLVM's x86 cmov-conversion pass turns back into a branch
 (it assumes a condition fed by a load is predictable); a binary search's comparisons are coin
 flips, so that branch mispredicts about every other step. Measured here, 10M lognormal keys,
-one thread (``python -m bench.kernels binary --n 10M --threads 1``): BinarySearch's lock-step
-batch of 32 went from 281 to 102 ns per lookup, the RMI's group kernel from 173 to 138. One
+one thread (``python -m bench.kernels binary|rmi --n 10M --threads 1``): BinarySearch's
+lock-step batch of 32 went from 281 to 102 ns per lookup, the RMI's group kernel from 173 to
+138 (with the routing change of the same commit). One
 lookup at a time out of cache the branch was faster (898 against 1461 ns): a mispredicted
 branch still starts the load it guessed, a prefetch for free; the batch kernels prefetch.
 """

@@ -1,8 +1,8 @@
 """Test-session set-up.
 
-Under pytest-xdist (``-n 2`` in pyproject's addopts) each worker process keeps its own Numba
-cache: two processes compiling the same kernel into one ``__pycache__`` raced (a worker
-loaded another's half-written index and failed to type a call). Set before Numba is imported;
+Under pytest-xdist (``-n auto`` in pyproject's addopts) each worker process keeps its own
+Numba cache: with one shared ``__pycache__``, a worker failed to type a call to a kernel that
+the other worker was compiling and caching at the same moment. Set before Numba is imported;
 an explicit ``NUMBA_CACHE_DIR`` wins.
 """
 
