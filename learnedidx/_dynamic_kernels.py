@@ -605,26 +605,12 @@ def rank_post(main_rank, queries, right, n, tbits, tcum, use_dir, dirs, dk, dn, 
 
 
 @njit(inline="always", **_JIT)
-def _leaf_window(meta, params, pbits, perr, q, leaf):
-    """``(pos, lo, hi)`` from the leaf model q was routed to, as the RMI's inference computes it
-    (``pbits``/``perr``: int64/int32 views of params, made once per call of a kernel)."""
-    n = meta[1]
-    base = meta[R.META_HEADER + R.META_STRIDE * (meta[0] - 1) + 2] + leaf * R.LINEAR_WIDTH
-    pos = R._clamp_index(R._linear_output(params, pbits, base, q), n)
-    lo = max(pos + perr[2 * (base + R.ERROR_SLOT)], 0)
-    hi = min(pos + perr[2 * (base + R.ERROR_SLOT) + 1], n)
-    return pos, min(lo, hi), hi
-
-
-@njit(inline="always", **_JIT)
 def _lookup_one(meta, params, mk, q, mode):
     """Exact answer for one query in main: mode 0 lower_bound, 1 upper_bound, 2 find (or -1)."""
     q, answer = R.prepare_query(mk, q, mode)
     if answer != R.NEEDS_SEARCH:
         return answer
-    pbits = params.view(np.int64)
-    leaf = R.route(meta, params, pbits, q, meta[0] - 1)
-    pos, lo, hi = _leaf_window(meta, params, pbits, params.view(np.int32), q, leaf)
+    pos, lo, hi = R.predict_window(meta, params, params.view(np.int64), q)
     R._prefetch_window(mk, lo, hi)
     return finish(mk, q, search_window(mk, q, pos, lo, hi, False, meta[2]), mode)
 
@@ -645,9 +631,7 @@ def find_sorted(meta, params, mk, queries, out):
         out[:] = -1
         return
     pbits = params.view(np.int64)
-    perr = params.view(np.int32)
-    last = meta[0] - 1
-    leaf_base = meta[R.META_HEADER + R.META_STRIDE * last + 2]
+    plan = R.routing_plan(meta, params, pbits, meta[0] - 1)
     ring = 2 * FIND_AHEAD
     leaf = np.empty(ring, dtype=np.int64)
     pos = np.empty(ring, dtype=np.int64)
@@ -658,13 +642,13 @@ def find_sorted(meta, params, mk, queries, out):
     for i in range(-ring, m):
         a = i + ring
         if a < m:
-            j = R.route(meta, params, pbits, queries[a], last)
+            j = R.plan_route(plan, meta, params, pbits, queries[a])
             leaf[a % ring] = j
-            prefetch(params, leaf_base + j * R.LINEAR_WIDTH)
+            prefetch(params, plan.leaf_base + j * R.LINEAR_WIDTH)
         b = i + FIND_AHEAD
         if 0 <= b < m:
             s = b % ring
-            pos[s], lo[s], hi[s] = _leaf_window(meta, params, pbits, perr, queries[b], leaf[s])
+            pos[s], lo[s], hi[s] = R.leaf_window(plan, params, pbits, queries[b], leaf[s])
             prefetch(mk, min(lo[s], n - 1))
             prefetch(mk, max(hi[s] - 1, 0))
         if i >= 0:
@@ -673,7 +657,7 @@ def find_sorted(meta, params, mk, queries, out):
                 out[i] = -1
             else:
                 s = i % ring
-                r = search_window(mk, q, pos[s], lo[s], hi[s], False, meta[2])
+                r = search_window(mk, q, pos[s], lo[s], hi[s], False, plan.method)
                 out[i] = r if r < n and mk[r] == q else -1
 
 
@@ -686,10 +670,8 @@ def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, 
     search; each phase's loads were requested a phase earlier.
     """
     n = mk.shape[0]
-    last = meta[0] - 1
-    leaf_base = meta[R.META_HEADER + R.META_STRIDE * last + 2]
     pbits = params.view(np.int64)
-    perr = params.view(np.int32)
+    plan = R.routing_plan(meta, params, pbits, meta[0] - 1)
     for i in range(g, top):
         x = i - g
         q, answer = R.prepare_query(mk, queries[i], mode)
@@ -698,13 +680,13 @@ def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, 
             pos[x] = answer
             leaf[x] = -1
             continue
-        j = R.route(meta, params, pbits, q, last)
+        j = R.plan_route(plan, meta, params, pbits, q)
         leaf[x] = j
-        prefetch(params, leaf_base + j * R.LINEAR_WIDTH)
+        prefetch(params, plan.leaf_base + j * R.LINEAR_WIDTH)
     for x in range(top - g):
         if leaf[x] < 0:
             continue
-        p, a, b = _leaf_window(meta, params, pbits, perr, qbuf[x], leaf[x])
+        p, a, b = R.leaf_window(plan, params, pbits, qbuf[x], leaf[x])
         pos[x] = p
         lo[x] = a
         hi[x] = b
@@ -713,7 +695,7 @@ def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, 
         prefetch(mk, max(b - 1, 0))
     for x in range(top - g):
         if leaf[x] >= 0:
-            pos[x] = search_window(mk, qbuf[x], pos[x], lo[x], hi[x], False, meta[2])
+            pos[x] = search_window(mk, qbuf[x], pos[x], lo[x], hi[x], False, plan.method)
 
 
 @njit(inline="always", **_JIT)
@@ -989,14 +971,14 @@ def leaf_runs(meta, params, keys):
     """
     n = keys.shape[0]
     pbits = params.view(np.int64)
-    last = meta[0] - 1
-    cap = meta[R.META_HEADER + R.META_STRIDE * last + 1] + 16
+    plan = R.routing_plan(meta, params, pbits, meta[0] - 1)
+    cap = meta[R.META_HEADER + R.META_STRIDE * plan.depth + 1] + 16
     start = np.empty(cap + 1, dtype=np.int64)
     leaf = np.empty(cap, dtype=np.int64)
     r = 0
     cur = -1
     for i in range(n):
-        j = R.route(meta, params, pbits, keys[i], last)
+        j = R.plan_route(plan, meta, params, pbits, keys[i])
         if j != cur:
             if r == cap:
                 cap *= 2
@@ -1025,7 +1007,7 @@ def merge_main(mk, mv, tbits, has_tombstones, dk, dv, dn, order, k, meta, params
     """
     n = mk.shape[0]
     pbits = params.view(np.int64)
-    last = meta[0] - 1
+    plan = R.routing_plan(meta, params, pbits, meta[0] - 1)
     i = 0
     r = 0
     o = 0
@@ -1078,7 +1060,7 @@ def merge_main(mk, mv, tbits, has_tombstones, dk, dv, dn, order, k, meta, params
             break
         out_k[w] = q
         out_v[w] = dv[c, j]
-        leaf = R.route(meta, params, pbits, q, last)
+        leaf = R.plan_route(plan, meta, params, pbits, q)
         if leaf != cur:
             out_start[nr] = w
             out_leaf[nr] = leaf
@@ -1126,7 +1108,7 @@ def merge_inplace(kbuf, vbuf, n, tbits, has_tombstones, dk, dv, dn, order, k, me
         n = w
         nruns = nr
     pbits = params.view(np.int64)
-    last = meta[0] - 1
+    plan = R.routing_plan(meta, params, pbits, meta[0] - 1)
     d = 0
     for o in range(k):
         d += dn[order[o]]
@@ -1179,7 +1161,7 @@ def merge_inplace(kbuf, vbuf, n, tbits, has_tombstones, dk, dv, dn, order, k, me
             break
         kbuf[w] = q
         vbuf[w] = dv[c, j]
-        leaf = R.route(meta, params, pbits, q, last)
+        leaf = R.plan_route(plan, meta, params, pbits, q)
         if leaf != cur:
             if cur != -1:
                 out_start[nb - 1] = w + 1
