@@ -103,7 +103,6 @@ def search_window(keys, q, pos, lo, hi, right, method):
     misplaced), the search gallops outward from the window's edge, so the answer is always exact.
     Complexity: O(log(hi - lo)) when the window brackets the answer, O(log d) more otherwise.
     """
-    n = keys.shape[0]
     if method == SEARCH_LINEAR:
         r = linear_search(keys, q, lo, hi, right)
     elif method == SEARCH_EXPONENTIAL:
@@ -117,6 +116,15 @@ def search_window(keys, q, pos, lo, hi, right, method):
             r = gallop_left(keys, q, lo, pos, right)
     else:
         r = binary_search(keys, q, lo, hi, right)
+    return leave_window(keys, q, r, lo, hi, right)
+
+
+@njit(inline="always", **_JIT)
+def leave_window(keys, q, r, lo, hi, right):
+    """r, the answer found inside window ``[lo, hi]``, or, when r sits on an edge whose
+    neighbour shows the window missed the answer, the answer galloped to from that edge.
+    Complexity O(1) when the window brackets the answer, O(log d) otherwise."""
+    n = keys.shape[0]
     if r == lo and lo > 0 and not before(keys[lo - 1], q, right):
         return gallop_left(keys, q, 0, lo - 1, right)
     if r == hi and hi < n and before(keys[hi], q, right):
