@@ -17,6 +17,8 @@ CONFIGS = [
     dict(stages=("radix", "linear"), search="exponential"),
     dict(stages=("cubic", "linear", "linear_spline"), branching_factor=(4, 64)),
     dict(stages=("radix", "linear", "linear"), search="linear"),
+    # Four stages: routing past the third stage reads meta (learnedidx._rmi_kernels.plan_route).
+    dict(stages=("cubic", "linear", "linear", "linear"), branching_factor=(4, 16, 64)),
     # More leaves than keys: most leaves are empty.
     dict(stages=("linear", "linear"), branching_factor=4096, search="exponential", interleaved=False),
     # One leaf: windows are wide and absent keys are often outside them.
