@@ -163,13 +163,6 @@ def plan_route(plan, meta, params, pbits, q):
 
 
 @njit(inline="always", **_JIT)
-def route(meta, params, pbits, q, stage):
-    """Index of the model of ``stage`` that q is routed to (see :func:`plan_route`).
-    Complexity O(stage)."""
-    return plan_route(routing_plan(meta, params, pbits, stage), meta, params, pbits, q)
-
-
-@njit(inline="always", **_JIT)
 def leaf_errors_of(pbits, base):
     """The two int32 error bounds stored in the last slot of the leaf record at ``base``.
 
@@ -303,10 +296,9 @@ def lookup_one(meta, params, pbits, keys, q, mode, top):
     q, answer = prepare_query(keys, q, mode)
     if answer != NEEDS_SEARCH:
         return answer
-    plan = routing_plan(meta, params, pbits, meta[0] - 1)
-    pos, lo, hi = leaf_window(plan, params, pbits, q, plan_route(plan, meta, params, pbits, q))
+    pos, lo, hi = predict_window(meta, params, pbits, q)
     _prefetch_window(keys, lo, hi)
-    return finish(keys, q, search_in_window(keys, q, pos, lo, hi, plan.method, top), mode)
+    return finish(keys, q, search_in_window(keys, q, pos, lo, hi, meta[2], top), mode)
 
 
 @njit(inline="always", **_JIT)
