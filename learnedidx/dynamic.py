@@ -15,33 +15,37 @@ The parts (kernels in :mod:`learnedidx._dynamic_kernels`):
   that needs ranks (``lower_bound``, ``range``, ``len``, ``keys``, batch reads). Point reads
   (``get``, ``[]``, ``in``) look at it first. So every read sees every earlier write, exactly.
 * **Merge**: when the delta plus the tombstones pass ``merge_fraction`` of main, one Numba pass
-  merges them into main (in place, from the back, when main's buffers have room: fresh memory
-  costs more in page faults than the merge itself here; growing them with ``ndarray.resize``
-  measured no cheaper, as the block is copied). A second pass refits every leaf of the RMI on
-  its new keys (least squares, then exact error bounds with the inference expression; a leaf
-  is fitted and checked in one visit, its keys still in cache), keeping the upper stages. The leaf of every old key comes from stored *runs* (routing is
-  almost monotone), so only the delta keys are routed. A full retraining happens only when the
-  refitted leaves lose more than ``retrain_bits`` of mean search precision (estimated on every
-  fourth key), or main has doubled or halved since the last one.
+  merges them into main from the back: in place when main's buffers have room (no fresh memory,
+  whose page faults cost more than the merge itself here), else reading old main and writing new
+  buffers with room to grow. Past ``parallel_threshold`` keys the pass runs as two independent
+  halves on two threads: the delta is cut at main's middle key, and in place the few keys the
+  lower half overwrites before the upper half reads them are copied aside first. A second pass
+  refits every leaf of the RMI on its new keys (least squares, then exact error bounds with the
+  inference expression; a leaf is fitted and checked in one visit, its keys still in cache; the
+  leaves shared out between the threads), keeping the upper stages. The leaf of every old key
+  comes from stored *runs* (routing is almost monotone), so only the delta keys are routed. A
+  full retraining happens only when the refitted leaves lose more than ``retrain_bits`` of mean
+  search precision (estimated on every fourth key), or main has doubled or halved since the
+  last one.
 * **Write batches** search main with a software pipeline over their sorted keys (each key's
-  leaf record and window lines are requested 16 to 32 keys before its search).
+  leaf record and window lines are requested 16 to 32 keys before its search), one contiguous
+  part of the batch per thread.
 
 ``rank(q) = main_rank(q) - tombstones_below(main_rank(q)) + delta_rank(q)``: a key in main is
 never in the delta, dead or alive (writing a deleted main key clears its tombstone).
 
-Measured at 10M lognormal uint64 keys on this 2-core machine while other benchmarks ran on it
-(load average about 4; numbers moved by up to 2x between runs, so compare within a run):
-``python -m bench.updates --n 10M --skip-mixes`` gave, for ``update()`` of 3M new keys in
-100K-key batches, merges included, 0.83 / 1.71 / 1.41 M keys/s at ``merge_fraction`` 0.02 /
-0.05 / 0.1 (the code before the one-visit refit and the pipelined search, run just before:
-0.63 / 1.25 / 1.12), and at most 3.3 / 6.1 / 7.8 bytes per key beyond the key and value
-arrays; the full ``python -m bench.updates --n 10M`` run gave 1.40 / 1.97 / 1.81. Merging 5% of
-main pauses 160-260 ms in place (median of a run; the merge pass 55-95 ms, the refit 65-105
-ms), 300-750 ms when main's buffers must grow (fresh memory: page faults). At 0.05, about half
-of ``update()`` is merges, a quarter the search of main, a tenth sorting the batch. 0.05 is the
-default: 0.1 merges half as often but each merge pauses longer and a batch insert moves a delta
-twice as large; batch lookups after 10% more keys (400K of them in the delta) are as fast as
-the static RMI's; memory is well under 8.5 bytes per key.
+Measured at 10M lognormal uint64 keys on this 2-core machine, a shared VM whose speed moves by
+up to 2x between runs (compare within a run): ``python -m bench.updates --skip-mixes`` gave,
+for ``update()`` of 3M new keys in 100K-key batches, merges included, 2.22 / 3.36 / 3.46 M
+keys/s at ``merge_fraction`` 0.02 / 0.05 / 0.1, and at most 3.3 / 6.1 / 7.8 bytes per key
+beyond the key and value arrays. Merging 5% of main paused 86 ms in place (median of a run),
+135 ms when main's buffers had to grow. The same update loop, run in one process alternately
+with the code before the two-thread merge, refit and search, gave 4.0 against 2.9 M keys/s
+(median of four rounds each), 3.5 against 2.4 at a busier moment. At 0.05 about 45% of
+``update()`` is merges, 20% the search of main, 17% the inserts into the delta and 15% sorting
+the batch. 0.05 is the default: 0.1 merges half as often but each merge pauses longer and a
+batch insert moves a delta twice as large; batch lookups after 10% more keys (400K of them in
+the delta) are as fast as the static RMI's; memory is well under 8.5 bytes per key.
 """
 
 from __future__ import annotations
@@ -88,12 +92,12 @@ class DynamicConfig:
     Attributes:
         merge_fraction: merge the delta and the tombstones into main when together they exceed
             this fraction of main (and ``merge_min``). Larger: fewer merges (each one two passes
-            over main, 160-260 ms per 10M keys here) but a larger delta (lookups that miss main
+            over main, 70-135 ms per 10M keys here) but a larger delta (lookups that miss main
             search it; batch inserts touch all its chunks) and more memory (main keeps room for
             ``min(0.2, 4 * merge_fraction)`` more keys, so that merges work in place). Default 0.05,
             measured at 10M keys (module docstring, ``python -m bench.updates``): 0.02 spends
-            most of ``update()`` in merges (0.8-1.4 against 1.7-2.0 M keys/s), 0.1 gained
-            nothing (1.4-1.8 M keys/s) for more memory and a delta twice as large.
+            most of ``update()`` in merges (2.2 against 3.4 M keys/s), 0.1 gained little (3.5 M
+            keys/s) for more memory (7.8 against 6.1 bytes per key) and a delta twice as large.
         merge_min: never merge for fewer pending keys than this (small indexes would merge all
             the time). Default 4096.
         buffer_size: single-key writes wait in a Python dict until this many are pending, then
@@ -105,7 +109,9 @@ class DynamicConfig:
             one more search step per lookup). Default 1.0.
         chunk_size: keys per delta chunk: an insert shifts up to this many keys, a lookup does
             a binary search of this many. Default 128.
-        rmi: the :class:`~learnedidx.RMIConfig` of the main index.
+        rmi: the :class:`~learnedidx.RMIConfig` of the main index. Its
+            ``parallel_threshold`` also decides when a write batch's search, a merge and its
+            refit use every thread (the pass then runs as two halves).
     """
 
     merge_fraction: float = 0.05
@@ -792,7 +798,12 @@ class DynamicRMI(KeyValueIndex):
         """Main position of every key of a sorted batch, or -1 (a pipelined search: measured
         faster than the RMI's interleaved batch search on sorted write batches)."""
         out = np.empty(len(keys), dtype=np.int64)
-        K.find_sorted(self._rmi._meta, self._rmi._params, self._keys, keys, out)
+        rmi = self._rmi
+        threads = numba.get_num_threads()
+        if len(keys) >= rmi.config.parallel_threshold and threads > 1:
+            K.find_sorted_parallel(rmi._meta, rmi._params, self._keys, keys, out, threads)
+        else:
+            K.find_sorted(rmi._meta, rmi._params, self._keys, keys, out)
         return out
 
     def _small(self, b: int) -> bool:
@@ -914,20 +925,25 @@ class DynamicRMI(KeyValueIndex):
         n = len(mk)
         total = n - self._t + d
         runs = len(self._run_leaf)
-        out_start = np.empty(runs + 2 * d + 2, dtype=np.int64)  # a delta key may split a run in three
-        out_leaf = np.empty(runs + 2 * d + 1, dtype=np.int64)
+        out_start = np.empty(runs + 2 * d + 4, dtype=np.int64)  # a delta key may split a run in three
+        out_leaf = np.empty(runs + 2 * d + 4, dtype=np.int64)
         kbuf, vbuf = self._kbuf, self._vbuf
-        if (kbuf is not None and vbuf is not None and not self._keys_shared and self._values_owned
-                and len(kbuf) >= total and len(vbuf) >= total):
-            # In place: no new memory, so no page faults (they cost more than the merge here).
-            nr = K.merge_inplace(kbuf, vbuf.view(vu), n, self._tbits, self._t > 0, self._dk, self._dv.view(vu),
-                                 self._dn, self._order, st[K.K_CHUNKS], rmi._meta, rmi._params,
-                                 self._run_start, self._run_leaf, out_start, out_leaf)
-        else:
-            kbuf, vbuf = self._buffers(total)
-            nr = K.merge_main(mk, self._values.view(vu), self._tbits, self._t > 0, self._dk, self._dv.view(vu),
-                              self._dn, self._order, st[K.K_CHUNKS], rmi._meta, rmi._params,
-                              self._run_start, self._run_leaf, kbuf, vbuf.view(vu), out_start, out_leaf)
+        mv = self._values.view(vu)
+        in_place = (kbuf is not None and vbuf is not None and not self._keys_shared and self._values_owned
+                    and len(kbuf) >= total and len(vbuf) >= total)
+        if not in_place:
+            # New buffers with room to grow. The merge reads main and writes them in one pass; with
+            # tombstones main is copied into them first and compacted there.
+            kbuf, vbuf = self._buffers(max(total, n))
+            if self._t:
+                kbuf[:n] = mk
+                vbuf[:n] = self._values
+                in_place = True
+        src_k, src_v = (kbuf, vbuf.view(vu)) if in_place else (mk, mv)
+        parallel = total >= rmi.config.parallel_threshold and numba.get_num_threads() > 1
+        nr = K.merge_delta(src_k, src_v, n, self._tbits, self._t > 0, self._dk, self._dv.view(vu), self._dn,
+                           self._order, st[K.K_CHUNKS], rmi._meta, rmi._params, self._run_start, self._run_leaf,
+                           kbuf, vbuf.view(vu), in_place, parallel, out_start, out_leaf)
         keys = kbuf[:total]
         keys.flags.writeable = False
         values = vbuf[:total]
@@ -936,7 +952,8 @@ class DynamicRMI(KeyValueIndex):
             meta = rmi._meta.copy()
             meta[1] = total
             params = rmi._params.copy()
-            max_err, sum_log2, sum_window = K.refit_leaves(meta, params, keys, out_start, out_leaf, nr, _LOG2_FIXED)
+            max_err, sum_log2, sum_window = K.refit_leaves(meta, params, keys, out_start, out_leaf, nr, _LOG2_FIXED,
+                                                           parallel)
             avg_log2 = float(sum_log2 / total)
             if avg_log2 <= self._trained_log2 + self.config.retrain_bits:
                 counts = rmi.model_counts

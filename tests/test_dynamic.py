@@ -6,6 +6,7 @@ import copy
 import math
 import pickle
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -52,8 +53,16 @@ class UnbufferedRetrainingMachine(UpdatableIndexMachine):
         keys, values, **{**SMALL, "buffer_size": 1, "retrain_bits": 0.0, "merge_fraction": 0.1}))
 
 
+class ParallelMachine(UpdatableIndexMachine):
+    """Every batch search, merge and refit takes its parallel path (two halves, two threads)."""
+
+    index_factory = staticmethod(lambda keys, values: DynamicRMI(keys, values, **{**SMALL, "parallel_threshold": 1}))
+
+
 TestDynamicRMIMachine = DynamicRMIMachine.TestCase
 TestDynamicRMIMachine.settings = MACHINE_SETTINGS
+TestParallelMachine = ParallelMachine.TestCase
+TestParallelMachine.settings = settings(MACHINE_SETTINGS, max_examples=30)
 TestUnbufferedRetrainingMachine = UnbufferedRetrainingMachine.TestCase
 TestUnbufferedRetrainingMachine.settings = settings(MACHINE_SETTINGS, max_examples=40)
 
@@ -410,6 +419,42 @@ def test_large_batches_match_numpy(dtype):
         assert np.array_equal(found, present) and np.array_equal(idx.contains(queries), present)
         assert np.array_equal(values, np.where(present, ref_v[pos], -1))
         idx._check()
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.int32, np.float64])
+def test_parallel_merges_match_serial(dtype):
+    """Merges cut in two halves on two threads (in place, into new buffers, after tombstones),
+    the parallel refit and the parallel batch search leave exactly what the serial ones leave."""
+    if numba.get_num_threads() < 2:
+        pytest.skip("one Numba thread: no parallel path")
+    rng = np.random.default_rng(11)
+    keys = np.unique(rng.integers(-2**30, 2**30, 20_000)).astype(dtype)
+    options = dict(merge_fraction=0.1, merge_min=64, chunk_size=16, keys_per_leaf=32)
+    start = np.arange(len(keys))
+    serial = DynamicRMI(keys, start, **options, parallel_threshold=10**9)
+    parallel = DynamicRMI(keys, start, **options, parallel_threshold=1)
+    model = dict(zip(keys.tolist(), start.tolist()))
+    for step in range(12):
+        new = rng.integers(-2**30, 2**30, 1500).astype(dtype)
+        values = np.arange(len(new)) + step * 10_000
+        for idx in (serial, parallel):
+            idx.update(new, values)
+        model.update(zip(new.tolist(), values.tolist()))
+        if step % 3 == 2:
+            gone = rng.choice(np.array(sorted(model), dtype=dtype), 800, replace=False)
+            for idx in (serial, parallel):
+                idx.delete(gone)
+            for k in gone.tolist():
+                del model[k]
+        if step % 4 == 3:
+            for idx in (serial, parallel):
+                idx.merge()
+    assert parallel.merge_stats["merges"] >= 6
+    for a, b in [(serial.keys, parallel.keys), (serial.values, parallel.values),
+                 (serial._rmi._params.view(np.int64), parallel._rmi._params.view(np.int64)),
+                 (serial._run_start, parallel._run_start), (serial._run_leaf, parallel._run_leaf)]:
+        assert np.array_equal(a, b)
+    reference_check(parallel, model)
 
 
 # --- conformance ----------------------------------------------------------------------------
