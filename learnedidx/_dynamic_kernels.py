@@ -346,20 +346,25 @@ def d_remove_many(dk, dv, dn, order, dmax, free, st, keys):
 @njit(**_JIT)
 def d_bulk_chunks(dk, dn, order, dmax, st, keys, fill):
     """Upper bound on the chunks :func:`d_bulk_upsert` needs for sorted ``keys``: O(k + b)."""
+    return _chunks_needed(dk, dn, order, dmax, 0, st[K_CHUNKS], keys, 0, keys.shape[0], fill)
+
+
+@njit(**_JIT)
+def _chunks_needed(dk, dn, order, dmax, o_lo, o_hi, keys, b_lo, b_hi, fill):
+    """:func:`d_bulk_chunks` for chunk positions ``o_lo:o_hi`` and batch keys ``b_lo:b_hi``
+    (the last chunk of the range takes every key left)."""
     cap_c = dk.shape[1]
-    k = st[K_CHUNKS]
-    b = keys.shape[0]
-    if k == 0:
-        return (b + fill - 1) // fill
+    if o_hi == o_lo:
+        return (b_hi - b_lo + fill - 1) // fill
     total = 0
-    bi = 0
-    for o in range(k):
+    bi = b_lo
+    for o in range(o_lo, o_hi):
         e = bi
-        if o == k - 1:
-            e = b
+        if o == o_hi - 1:
+            e = b_hi
         else:
             top = dmax[o]
-            while e < b and keys[e] <= top:
+            while e < b_hi and keys[e] <= top:
                 e += 1
         m = dn[order[o]] + e - bi
         total += 1 if m <= cap_c else (m + fill - 1) // fill
@@ -368,36 +373,103 @@ def d_bulk_chunks(dk, dn, order, dmax, st, keys, fill):
 
 
 @njit(**_JIT)
-def d_bulk_upsert(dk, dv, dn, order, dmax, free, st, keys, vals, fill, order2, dmax2, tk, tv):
+def d_bulk_upsert(dk, dv, dn, order, dmax, free, st, keys, vals, fill, order2, dmax2, tk, tv, parallel):
     """Upsert sorted unique keys chunk by chunk, in place; returns how many were new.
 
     Each chunk is merged with the batch keys that fall in it (``tk``/``tv`` hold the merge,
-    at least ``C + len(keys)`` long); a chunk that overflows is cut into pieces of about
+    at least ``2 C + len(keys)`` long); a chunk that overflows is cut into pieces of about
     ``fill`` keys taken from the free stack (the caller makes room with
     :func:`d_bulk_chunks`). Chunks that get no key are not touched. ``order2``/``dmax2`` are
-    scratch for the new chunk order. Complexity O(k + b + C * chunks touched).
+    scratch for the new chunk order. With ``parallel`` and two chunks or more, the lower and
+    the upper half of the chunks take their keys at once on two threads (see
+    :func:`_bulk_upsert_halves`). Complexity O(k + b + C * chunks touched).
     """
-    cap_c = dk.shape[1]
     k = st[K_CHUNKS]
     b = keys.shape[0]
-    bi = 0
-    w2 = 0
+    if parallel and k >= 2:
+        w2, inserted, top = _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, st[N_FREE], keys, vals, fill,
+                                                order2, dmax2, tk, tv)
+    else:
+        w2, inserted, top = _bulk_upsert_range(dk, dv, dn, order, dmax, 0, k, keys, vals, 0, b, fill, free,
+                                               st[N_FREE], order2, dmax2, 0, tk, tv)
+    for z in range(w2):
+        order[z] = order2[z]
+        dmax[z] = dmax2[z]
+    st[N_FREE] = top
+    st[K_CHUNKS] = w2
+    st[D_KEYS] += inserted
+    st[DIRTY] = 0
+    return inserted
+
+
+@njit(parallel=True, **_JIT)
+def _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, top, keys, vals, fill, order2, dmax2, tk, tv):
+    """:func:`_bulk_upsert_range` for the lower and the upper half of the chunks on two threads;
+    returns ``(chunks, inserted, free top)`` like it.
+
+    The batch is cut after the lower half's largest key. Each half pops new chunks from its
+    own share of the free stack (its :func:`_chunks_needed`), the lower half from the top, and
+    writes its chunk order apart; the shares' unused ids are then packed back into one stack.
+    """
+    c = dk.shape[1]
+    b = keys.shape[0]
+    mid = k // 2
+    cut = np.searchsorted(keys, dmax[mid - 1], side="right")
+    low_top = top
+    low_floor = top - (_chunks_needed(dk, dn, order, dmax, 0, mid, keys, 0, cut, fill) - mid)
+    high_floor = low_floor - (_chunks_needed(dk, dn, order, dmax, mid, k, keys, cut, b, fill) - (k - mid))
+    high_order = np.empty(order2.shape[0], dtype=np.int64)
+    high_dmax = np.empty(order2.shape[0], dtype=dmax2.dtype)
+    split = c + cut
+    results = np.zeros((2, 3), dtype=np.int64)
+    for half in prange(2):
+        if half == 0:
+            w, ins, t = _bulk_upsert_range(dk, dv, dn, order, dmax, 0, mid, keys, vals, 0, cut, fill, free,
+                                           low_top, order2, dmax2, 0, tk[:split], tv[:split])
+        else:
+            w, ins, t = _bulk_upsert_range(dk, dv, dn, order, dmax, mid, k, keys, vals, cut, b, fill, free,
+                                           low_floor, high_order, high_dmax, 0, tk[split:], tv[split:])
+        results[half, 0] = w
+        results[half, 1] = ins
+        results[half, 2] = t
+    w_low = results[0, 0]
+    for z in range(results[1, 0]):
+        order2[w_low + z] = high_order[z]
+        dmax2[w_low + z] = high_dmax[z]
+    # Unused ids: free[high_floor:high_top] and free[low_floor:low_top_left]; pack them together.
+    high_top = results[1, 2]
+    left = results[0, 2] - low_floor
+    for z in range(left):
+        free[high_top + z] = free[low_floor + z]
+    return w_low + results[1, 0], results[0, 1] + results[1, 1], high_top + left
+
+
+@njit(**_JIT)
+def _bulk_upsert_range(dk, dv, dn, order, dmax, o_lo, o_hi, keys, vals, b_lo, b_hi, fill, free, top, order2,
+                       dmax2, w2, tk, tv):
+    """The chunks at order positions ``o_lo:o_hi`` take the batch keys ``b_lo:b_hi`` (the last
+    of them every key left; none: the keys become new chunks). New chunks pop from
+    ``free[:top]``; the chunk order is written to ``order2``/``dmax2`` from ``w2``.
+    Returns ``(w2, inserted, top)`` after it."""
+    cap_c = dk.shape[1]
+    bi = b_lo
     inserted = 0
-    o = 0
-    while o < k or (k == 0 and bi < b):
-        if k == 0:
+    o = o_lo
+    empty = o_hi == o_lo
+    while o < o_hi or (empty and bi < b_hi):
+        if empty:
             c = -1
             m = 0
-            e = b
+            e = b_hi
         else:
             c = order[o]
             m = dn[c]
             e = bi
-            if o == k - 1:
-                e = b
+            if o == o_hi - 1:
+                e = b_hi
             else:
-                top = dmax[o]
-                while e < b and keys[e] <= top:
+                limit = dmax[o]
+                while e < b_hi and keys[e] <= limit:
                     e += 1
         if e == bi:
             order2[w2] = c
@@ -443,8 +515,8 @@ def d_bulk_upsert(dk, dv, dn, order, dmax, free, st, keys, vals, fill, order2, d
             if piece == 0 and c >= 0:
                 cc = c
             else:
-                st[N_FREE] -= 1
-                cc = free[st[N_FREE]]
+                top -= 1
+                cc = free[top]
             for z in range(size):
                 dk[cc, z] = tk[start + z]
                 dv[cc, z] = tv[start + z]
@@ -455,15 +527,9 @@ def d_bulk_upsert(dk, dv, dn, order, dmax, free, st, keys, vals, fill, order2, d
             start += size
         bi = e
         o += 1
-        if k == 0:
+        if empty:
             break
-    for z in range(w2):
-        order[z] = order2[z]
-        dmax[z] = dmax2[z]
-    st[K_CHUNKS] = w2
-    st[D_KEYS] += inserted
-    st[DIRTY] = 0
-    return inserted
+    return w2, inserted, top
 
 
 @njit(**_JIT)

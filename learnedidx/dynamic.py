@@ -29,7 +29,9 @@ The parts (kernels in :mod:`learnedidx._dynamic_kernels`):
   last one.
 * **Write batches** search main with a software pipeline over their sorted keys (each key's
   leaf record and window lines are requested 16 to 32 keys before its search), one contiguous
-  part of the batch per thread.
+  part of the batch per thread; the new keys then merge into the delta's chunks, the lower and
+  the upper half of the chunks on two threads (each half taking the new chunks it may need
+  from its own share of the free stack).
 
 ``rank(q) = main_rank(q) - tombstones_below(main_rank(q)) + delta_rank(q)``: a key in main is
 never in the delta, dead or alive (writing a deleted main key clears its tombstone).
@@ -110,8 +112,8 @@ class DynamicConfig:
         chunk_size: keys per delta chunk: an insert shifts up to this many keys, a lookup does
             a binary search of this many. Default 128.
         rmi: the :class:`~learnedidx.RMIConfig` of the main index. Its
-            ``parallel_threshold`` also decides when a write batch's search, a merge and its
-            refit use every thread (the pass then runs as two halves).
+            ``parallel_threshold`` also decides when a write batch's search and its insert into
+            the delta, a merge and its refit use every thread (as two halves).
     """
 
     merge_fraction: float = 0.05
@@ -823,13 +825,14 @@ class DynamicRMI(KeyValueIndex):
             fill = max(1, (3 * c) // 4)
             need = int(K.d_bulk_chunks(self._dk, self._dn, self._order, self._dmax, st, keys, fill))
             self._grow_delta(need - int(st[K.K_CHUNKS]))
-            if len(self._scratch_k) < len(keys) + c:
+            if len(self._scratch_k) < len(keys) + 2 * c:  # each half of a parallel insert: C + its keys
                 self._scratch_k = np.empty(2 * (len(keys) + c), dtype=self._kdtype)
                 self._scratch_v = np.empty(2 * (len(keys) + c), dtype=vu)
             cap = self._dk.shape[0]
+            parallel = len(keys) >= self._rmi.config.parallel_threshold and numba.get_num_threads() > 1
             K.d_bulk_upsert(self._dk, self._dv.view(vu), self._dn, self._order, self._dmax, self._free, st,
                             keys, vals.view(vu), fill, np.empty(cap, dtype=np.int64),
-                            np.empty(cap, dtype=self._kdtype), self._scratch_k, self._scratch_v)
+                            np.empty(cap, dtype=self._kdtype), self._scratch_k, self._scratch_v, parallel)
         K.d_fix(self._dn, self._order, self._dcum, st)
 
     def _delta_flat(self):

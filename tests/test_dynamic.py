@@ -457,6 +457,35 @@ def test_parallel_merges_match_serial(dtype):
     reference_check(parallel, model)
 
 
+def test_parallel_batch_inserts_into_the_delta_match_serial():
+    """Batches merged into the delta's chunks by two threads (each half taking new chunks from
+    its share of the free stack) hold what the serial insert holds, overwrites included."""
+    if numba.get_num_threads() < 2:
+        pytest.skip("one Numba thread: no parallel path")
+    rng = np.random.default_rng(13)
+    keys = np.unique(rng.integers(0, 2**40, 5000)).astype(np.uint64)
+    options = dict(merge_fraction=1e6, chunk_size=8, keys_per_leaf=16)  # never merges
+    serial = DynamicRMI(keys, np.arange(len(keys)), **options, parallel_threshold=10**9)
+    parallel = DynamicRMI(keys, np.arange(len(keys)), **options, parallel_threshold=1)
+    model = dict(zip(keys.tolist(), range(len(keys))))
+    inserted = np.zeros(0, dtype=np.uint64)
+    for step in range(8):
+        new = rng.integers(0, 2**40, 3000).astype(np.uint64)
+        if len(inserted):
+            new[:600] = rng.choice(inserted, 600)  # overwrite keys in the delta
+        new[600:700] = rng.choice(keys, 100)  # and keys in main
+        values = np.arange(len(new)) + 10_000 * (step + 1)
+        for idx in (serial, parallel):
+            idx.update(new, values)
+        model.update(zip(new.tolist(), values.tolist()))
+        inserted = np.union1d(inserted, new[700:])
+        parallel._check()
+        for a, b in zip(serial._delta_flat(), parallel._delta_flat()):
+            assert np.array_equal(a, b)
+    assert parallel.merge_stats["merges"] == 0 and parallel.merge_stats["delta_keys"] > 10_000
+    reference_check(parallel, model)
+
+
 # --- conformance ----------------------------------------------------------------------------
 
 
