@@ -37,14 +37,14 @@ The parts (kernels in :mod:`learnedidx._dynamic_kernels`):
 never in the delta, dead or alive (writing a deleted main key clears its tombstone).
 
 Measured at 10M lognormal uint64 keys on this 2-core machine, a shared VM whose speed moves by
-up to 2x between runs (compare within a run): ``python -m bench.updates --skip-mixes`` gave,
-for ``update()`` of 3M new keys in 100K-key batches, merges included, 2.22 / 3.36 / 3.46 M
-keys/s at ``merge_fraction`` 0.02 / 0.05 / 0.1, and at most 3.3 / 6.1 / 7.8 bytes per key
-beyond the key and value arrays. Merging 5% of main paused 86 ms in place (median of a run),
-135 ms when main's buffers had to grow. The same update loop, run in one process alternately
-with the code before the two-thread merge, refit and search, gave 4.0 against 2.9 M keys/s
-(median of four rounds each), 3.5 against 2.4 at a busier moment. At 0.05 about 45% of
-``update()`` is merges, 20% the search of main, 17% the inserts into the delta and 15% sorting
+up to 2x between runs (compare within a run): ``python -m bench.updates`` gave, for ``update()``
+of 3M new keys in 100K-key batches, merges included, 2.11 / 3.63 / 3.71 M keys/s at
+``merge_fraction`` 0.02 / 0.05 / 0.1, and at most 3.3 / 6.1 / 7.8 bytes per key beyond the key
+and value arrays. Merging 5% of main paused 102 ms (median of a run; 131 ms at most, when main's
+buffers had to grow). The same update loop, run in one process alternately with the code before
+the two-thread merge, refit and search and before the two-thread insert into the delta, gave
+3.32 against 2.07 and 2.78 M keys/s (median of four rounds each). At 0.05 about 45% of
+``update()`` is merges, 20% the search of main, 12% the inserts into the delta and 15% sorting
 the batch. 0.05 is the default: 0.1 merges half as often but each merge pauses longer and a
 batch insert moves a delta twice as large; batch lookups after 10% more keys (400K of them in
 the delta) are as fast as the static RMI's; memory is well under 8.5 bytes per key.
@@ -94,11 +94,11 @@ class DynamicConfig:
     Attributes:
         merge_fraction: merge the delta and the tombstones into main when together they exceed
             this fraction of main (and ``merge_min``). Larger: fewer merges (each one two passes
-            over main, 70-135 ms per 10M keys here) but a larger delta (lookups that miss main
+            over main, 70-160 ms per 10M keys here) but a larger delta (lookups that miss main
             search it; batch inserts touch all its chunks) and more memory (main keeps room for
             ``min(0.2, 4 * merge_fraction)`` more keys, so that merges work in place). Default 0.05,
             measured at 10M keys (module docstring, ``python -m bench.updates``): 0.02 spends
-            most of ``update()`` in merges (2.2 against 3.4 M keys/s), 0.1 gained little (3.5 M
+            most of ``update()`` in merges (2.1 against 3.6 M keys/s), 0.1 gained little (3.7 M
             keys/s) for more memory (7.8 against 6.1 bytes per key) and a delta twice as large.
         merge_min: never merge for fewer pending keys than this (small indexes would merge all
             the time). Default 4096.
