@@ -408,24 +408,24 @@ def _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, top, keys, vals, fill,
     returns ``(chunks, inserted, free top)`` like it.
 
     The batch is cut after the lower half's largest key. Each half pops new chunks from its
-    own share of the free stack (its :func:`_chunks_needed`), the lower half from the top, and
-    writes its chunk order apart; the shares' unused ids are then packed back into one stack.
+    own share of the free stack (the lower half's is its :func:`_chunks_needed`, from the top)
+    and writes its chunk order apart; the ids left are then packed back into one stack.
     """
     c = dk.shape[1]
     b = keys.shape[0]
     mid = k // 2
     cut = np.searchsorted(keys, dmax[mid - 1], side="right")
-    low_top = top
+    # The lower half pops from free[low_floor:top]; the upper half below low_floor, within the
+    # room the caller made for the whole batch.
     low_floor = top - (_chunks_needed(dk, dn, order, dmax, 0, mid, keys, 0, cut, fill) - mid)
-    high_floor = low_floor - (_chunks_needed(dk, dn, order, dmax, mid, k, keys, cut, b, fill) - (k - mid))
     high_order = np.empty(order2.shape[0], dtype=np.int64)
     high_dmax = np.empty(order2.shape[0], dtype=dmax2.dtype)
     split = c + cut
     results = np.zeros((2, 3), dtype=np.int64)
     for half in prange(2):
         if half == 0:
-            w, ins, t = _bulk_upsert_range(dk, dv, dn, order, dmax, 0, mid, keys, vals, 0, cut, fill, free,
-                                           low_top, order2, dmax2, 0, tk[:split], tv[:split])
+            w, ins, t = _bulk_upsert_range(dk, dv, dn, order, dmax, 0, mid, keys, vals, 0, cut, fill, free, top,
+                                           order2, dmax2, 0, tk[:split], tv[:split])
         else:
             w, ins, t = _bulk_upsert_range(dk, dv, dn, order, dmax, mid, k, keys, vals, cut, b, fill, free,
                                            low_floor, high_order, high_dmax, 0, tk[split:], tv[split:])
@@ -436,7 +436,7 @@ def _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, top, keys, vals, fill,
     for z in range(results[1, 0]):
         order2[w_low + z] = high_order[z]
         dmax2[w_low + z] = high_dmax[z]
-    # Unused ids: free[high_floor:high_top] and free[low_floor:low_top_left]; pack them together.
+    # The ids left: free[:high_top] and free[low_floor:low_left]; pack the second onto the first.
     high_top = results[1, 2]
     left = results[0, 2] - low_floor
     for z in range(left):
@@ -1225,6 +1225,7 @@ def _merge_back(kbuf, vbuf, saved_k, saved_v, lo, offset, stage, i, w, r, o_lo, 
                 w = a - 1
                 i = a - 1
             else:
+                # Read kbuf directly: passing it to _move_above as the source measured 2x slower.
                 if i >= stage:
                     b = max(a, stage)
                     if have_q:

@@ -801,12 +801,15 @@ class DynamicRMI(KeyValueIndex):
         faster than the RMI's interleaved batch search on sorted write batches)."""
         out = np.empty(len(keys), dtype=np.int64)
         rmi = self._rmi
-        threads = numba.get_num_threads()
-        if len(keys) >= rmi.config.parallel_threshold and threads > 1:
-            K.find_sorted_parallel(rmi._meta, rmi._params, self._keys, keys, out, threads)
+        if self._parallel(len(keys)):
+            K.find_sorted_parallel(rmi._meta, rmi._params, self._keys, keys, out, numba.get_num_threads())
         else:
             K.find_sorted(rmi._meta, rmi._params, self._keys, keys, out)
         return out
+
+    def _parallel(self, m: int) -> bool:
+        """Whether work over m keys or queries runs on every thread (the RMI's ``parallel_threshold``)."""
+        return m >= self._rmi.config.parallel_threshold and numba.get_num_threads() > 1
 
     def _small(self, b: int) -> bool:
         """Whether a batch of b keys goes into the delta key by key rather than chunk by chunk."""
@@ -829,10 +832,10 @@ class DynamicRMI(KeyValueIndex):
                 self._scratch_k = np.empty(2 * (len(keys) + c), dtype=self._kdtype)
                 self._scratch_v = np.empty(2 * (len(keys) + c), dtype=vu)
             cap = self._dk.shape[0]
-            parallel = len(keys) >= self._rmi.config.parallel_threshold and numba.get_num_threads() > 1
             K.d_bulk_upsert(self._dk, self._dv.view(vu), self._dn, self._order, self._dmax, self._free, st,
                             keys, vals.view(vu), fill, np.empty(cap, dtype=np.int64),
-                            np.empty(cap, dtype=self._kdtype), self._scratch_k, self._scratch_v, parallel)
+                            np.empty(cap, dtype=self._kdtype), self._scratch_k, self._scratch_v,
+                            self._parallel(len(keys)))
         K.d_fix(self._dn, self._order, self._dcum, st)
 
     def _delta_flat(self):
@@ -931,7 +934,6 @@ class DynamicRMI(KeyValueIndex):
         out_start = np.empty(runs + 2 * d + 4, dtype=np.int64)  # a delta key may split a run in three
         out_leaf = np.empty(runs + 2 * d + 4, dtype=np.int64)
         kbuf, vbuf = self._kbuf, self._vbuf
-        mv = self._values.view(vu)
         in_place = (kbuf is not None and vbuf is not None and not self._keys_shared and self._values_owned
                     and len(kbuf) >= total and len(vbuf) >= total)
         if not in_place:
@@ -942,8 +944,8 @@ class DynamicRMI(KeyValueIndex):
                 kbuf[:n] = mk
                 vbuf[:n] = self._values
                 in_place = True
-        src_k, src_v = (kbuf, vbuf.view(vu)) if in_place else (mk, mv)
-        parallel = total >= rmi.config.parallel_threshold and numba.get_num_threads() > 1
+        src_k, src_v = (kbuf, vbuf.view(vu)) if in_place else (mk, self._values.view(vu))
+        parallel = self._parallel(total)
         nr = K.merge_delta(src_k, src_v, n, self._tbits, self._t > 0, self._dk, self._dv.view(vu), self._dn,
                            self._order, st[K.K_CHUNKS], rmi._meta, rmi._params, self._run_start, self._run_leaf,
                            kbuf, vbuf.view(vu), in_place, parallel, out_start, out_leaf)
@@ -1114,8 +1116,7 @@ class DynamicRMI(KeyValueIndex):
             ranks = self._search_array(queries, LEFT)
             return np.where(self._lookup(queries)[1], ranks, -1)
         st, rmi = self._st, self._rmi
-        parallel = m >= rmi.config.parallel_threshold and numba.get_num_threads() > 1
-        kernel = K.rank_batch_parallel if parallel else K.rank_batch
+        kernel = K.rank_batch_parallel if self._parallel(m) else K.rank_batch
         kernel(rmi._meta, rmi._params, self._keys, self._tbits, self._tcum, self._t > 0, self._use_dir(m),
                self._dirs, self._dk, self._dn, self._order, self._dmax, self._dcum, st, queries, mode == RIGHT, out)
         return out
@@ -1192,8 +1193,7 @@ class DynamicRMI(KeyValueIndex):
             found = np.empty(m, dtype=bool)
             vu = self._vu
             rmi = self._rmi
-            parallel = m >= rmi.config.parallel_threshold and numba.get_num_threads() > 1
-            kernel = K.lookup_batch_parallel if parallel else K.lookup_batch
+            kernel = K.lookup_batch_parallel if self._parallel(m) else K.lookup_batch
             kernel(rmi._meta, rmi._params, self._keys, self._values.view(vu), self._tbits, self._t > 0,
                    self._use_dir(m), self._dirs, self._dk, self._dv.view(vu), self._dn, self._order, self._dmax,
                    st, flat, values.view(vu), found)
