@@ -25,13 +25,15 @@ The parts (kernels in :mod:`learnedidx._dynamic_kernels`):
   leaves shared out between the threads), keeping the upper stages. The leaf of every old key
   comes from stored *runs* (routing is almost monotone), so only the delta keys are routed. A
   full retraining happens only when the refitted leaves lose more than ``retrain_bits`` of mean
-  search precision (estimated on every fourth key), or main has doubled or halved since the
+  search precision (estimated on every 16th key), or main has doubled or halved since the
   last one.
-* **Write batches** search main with a software pipeline over their sorted keys (each key's
-  leaf record and window lines are requested 16 to 32 keys before its search), one contiguous
-  part of the batch per thread; the new keys then merge into the delta's chunks, the lower and
-  the upper half of the chunks on two threads (each half taking the new chunks it may need
-  from its own share of the free stack).
+* **Write batches** sort as packed uint64 words (integer keys: the key's offset in the batch's
+  span, then its index in the batch, so repeats keep batch order and the last value wins), then
+  find their keys in main without the RMI: the sorted batch walks the directory's samples
+  (every 64th main key), so each key is searched in one block of 64 keys whose lines were
+  requested 16 keys earlier; one contiguous part of the batch per thread. The new keys then
+  merge into the delta's chunks, the lower and the upper half of the chunks on two threads
+  (each half taking the new chunks it may need from its own share of the free stack).
 
 ``rank(q) = main_rank(q) - tombstones_below(main_rank(q)) + delta_rank(q)``: a key in main is
 never in the delta, dead or alive (writing a deleted main key clears its tombstone).
@@ -82,6 +84,16 @@ from .rmi import RMI, RMIConfig
 __all__ = ["DynamicRMI", "DynamicConfig"]
 
 _MISSING = object()
+
+
+def _last_of_each(keys: np.ndarray, vals: np.ndarray):
+    """Sorted keys whose repeats sit in batch order: each key once, with its last value."""
+    keep = np.empty(len(keys), dtype=bool)
+    np.not_equal(keys[1:], keys[:-1], out=keep[:-1])
+    keep[-1] = True
+    return keys[keep], vals[keep]
+
+
 #: log2(e + 1) for small errors e in fixed point: the merge's statistics without a log per key.
 _LOG2_FIXED = np.rint(np.log2(np.arange(1, 1025, dtype=np.float64)) * K.LOG2_SCALE).astype(np.int64)
 _INITIAL_CHUNKS = 4
@@ -769,18 +781,7 @@ class DynamicRMI(KeyValueIndex):
         keys = keys if keys.flags.writeable else keys.copy()
         vals = vals if vals.flags.writeable else vals.copy()
         if len(keys) > 1 and not (keys[1:] > keys[:-1]).all():
-            order = np.argsort(keys)
-            sk = keys[order]
-            if not unique and (sk[1:] == sk[:-1]).any():
-                order = np.argsort(keys, kind="stable")
-                sk = keys[order]
-                keep = np.empty(len(sk), dtype=bool)
-                np.not_equal(sk[1:], sk[:-1], out=keep[:-1])
-                keep[-1] = True
-                order = order[keep]
-                sk = sk[keep]
-            keys = sk
-            vals = vals[order]
+            keys, vals = self._sort_batch(keys, vals, unique)
         mpos = self._find_main(keys)
         hit = mpos >= 0
         if hit.any():
@@ -796,15 +797,38 @@ class DynamicRMI(KeyValueIndex):
             self._delta_upsert(keys, vals)
         self._after_write()
 
+    def _sort_batch(self, keys: np.ndarray, vals: np.ndarray, unique: bool):
+        """The batch sorted by key with each key's last value (``unique``: no key repeats).
+
+        Integer keys sort as packed uint64 words (:func:`learnedidx._dynamic_kernels.pack_batch`),
+        which keep equal keys in batch order; when keys sharing their top bits come out of order,
+        or for float keys, a stable argsort. Complexity O(m log m).
+        """
+        vu = self._vu
+        if keys.dtype.kind in "iu":
+            packed = np.empty(len(keys), dtype=np.uint64)
+            b = K.pack_batch(keys, packed)
+            packed.sort()
+            sk = np.empty_like(keys)
+            sv = np.empty_like(vals)
+            ordered, repeats = K.unpack_batch(packed, b, keys, vals.view(vu), sk, sv.view(vu))
+            if ordered:
+                return _last_of_each(sk, sv) if repeats and not unique else (sk, sv)
+        order = np.argsort(keys)
+        sk = keys[order]
+        if not unique and (sk[1:] == sk[:-1]).any():
+            order = np.argsort(keys, kind="stable")
+            return _last_of_each(keys[order], vals[order])
+        return sk, vals[order]
+
     def _find_main(self, keys: np.ndarray) -> np.ndarray:
-        """Main position of every key of a sorted batch, or -1 (a pipelined search: measured
-        faster than the RMI's interleaved batch search on sorted write batches)."""
+        """Main position of every key of a sorted batch, or -1 (a walk of the directory samples:
+        see :func:`learnedidx._dynamic_kernels.find_sorted`)."""
         out = np.empty(len(keys), dtype=np.int64)
-        rmi = self._rmi
         if self._parallel(len(keys)):
-            K.find_sorted_parallel(rmi._meta, rmi._params, self._keys, keys, out, numba.get_num_threads())
+            K.find_sorted_parallel(self._keys, self._samples, keys, out, numba.get_num_threads())
         else:
-            K.find_sorted(rmi._meta, rmi._params, self._keys, keys, out)
+            K.find_sorted(self._keys, self._samples, keys, out)
         return out
 
     def _parallel(self, m: int) -> bool:

@@ -306,6 +306,100 @@ def test_update_last_value_wins_within_a_batch():
     reference_check(idx, {3: 5, 5: 2, 9: 4})
 
 
+def _last_values(keys, values):
+    """Sorted unique keys and each one's last value: what a batch upsert must leave."""
+    model = dict(zip(keys.tolist(), values.tolist()))
+    order = sorted(model)
+    return np.array(order, dtype=keys.dtype), np.array([model[k] for k in order], dtype=values.dtype)
+
+
+def _batches(dtype, rng):
+    """Unsorted batches of ``dtype`` with repeats: over the whole range, a narrow one, keys
+    clustered on a wide span (their packed top bits collide, so the sort falls back), and
+    reversed."""
+    m = 3000
+    if np.dtype(dtype).kind == "f":
+        return [rng.standard_normal(m), np.round(rng.standard_normal(m) * 3), np.array([np.inf, -0.0, 0.0, -np.inf, 1.5])]
+    info = np.iinfo(dtype)
+    wide = rng.integers(info.min, info.max, m, endpoint=True, dtype=dtype)
+    narrow = rng.integers(0, 40, m).astype(dtype)
+    bits = min(20, 8 * np.dtype(dtype).itemsize - 2)
+    clustered = np.concatenate([np.array([info.min, info.max, info.max], dtype=dtype),
+                                np.array(info.max // 2, dtype=dtype) + rng.integers(0, 1 << bits, m).astype(dtype)])
+    return [wide, narrow, clustered, np.sort(wide)[::-1].copy(), wide[:2]]
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.int64, np.int32, np.uint16, np.int8, np.float64])
+def test_batch_sort_keeps_the_last_value_of_each_key(dtype):
+    """Write batches sort by key, each key keeping its last value in the batch, on both paths
+    of the sort (packed words, and the stable argsort when packed keys collide or are floats)."""
+    rng = np.random.default_rng(21)
+    for batch in _batches(dtype, rng):
+        batch = batch.astype(dtype)
+        values = rng.integers(-10**12, 10**12, len(batch))
+        before = batch.copy(), values.copy()
+        idx = DynamicRMI(np.array([], dtype=dtype), np.array([], dtype=np.int64))
+        idx.update(batch, values)
+        assert np.array_equal(batch, before[0]) and np.array_equal(values, before[1])
+        keys, last = _last_values(batch, values)
+        assert np.array_equal(idx.keys, keys) and np.array_equal(idx.values, last)
+        idx._check()
+
+
+def test_packed_sort_reports_collisions():
+    """A wide span packs only the keys' top bits: keys sharing them may come out unordered,
+    and unpack_batch must say so (the caller then sorts again)."""
+    from learnedidx import _dynamic_kernels as K
+
+    rng = np.random.default_rng(22)
+    keys = np.concatenate([np.array([0, 2**64 - 1], dtype=np.uint64),
+                           np.uint64(2**63) + rng.integers(0, 1 << 20, 5000).astype(np.uint64)])
+    packed = np.empty(len(keys), dtype=np.uint64)
+    b = K.pack_batch(keys, packed)
+    packed.sort()
+    out_k, out_v = np.empty_like(keys), np.empty_like(keys)
+    ordered, repeats = K.unpack_batch(packed, b, keys, keys, out_k, out_v)
+    assert b == 13 and not ordered and repeats
+    narrow = keys[2:] - np.uint64(2**63)  # a span of 20 bits: packed exactly
+    packed = np.empty(len(narrow), dtype=np.uint64)
+    b = K.pack_batch(narrow, packed)
+    packed.sort()
+    out_k, out_v = np.empty_like(narrow), np.arange(len(narrow), dtype=np.uint64)
+    ordered, repeats = K.unpack_batch(packed, b, narrow, out_v.copy(), out_k, out_v)
+    assert ordered and np.array_equal(out_k, np.sort(narrow, kind="stable"))
+    assert np.array_equal(out_v, np.argsort(narrow, kind="stable"))
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.int64, np.int32, np.float64])
+def test_find_sorted_matches_numpy(dtype):
+    """The write path's search (a walk of main's samples, then a block of 64) finds exactly
+    the present keys, at every size around the block edges, serial and on two parts."""
+    from learnedidx import _dynamic_kernels as K
+
+    rng = np.random.default_rng(23)
+    for n in (1, 2, 63, 64, 65, 128, 129, 1000, 4099):
+        if np.dtype(dtype).kind == "f":
+            pool = np.unique(np.concatenate([rng.standard_normal(3 * n) * 1e6, [-np.inf, np.inf]]))
+        else:
+            info = np.iinfo(dtype)
+            pool = np.unique(np.concatenate([rng.integers(info.min, info.max, 3 * n, dtype=dtype),
+                                             np.array([info.min, info.max], dtype=dtype)]))
+        main = np.sort(rng.choice(pool, min(n, len(pool)), replace=False)).astype(dtype)
+        samples = np.ascontiguousarray(main[::64])
+        for m in (1, 7, 500):
+            # Also every key at a block's first and last position (the walk's edges).
+            queries = np.sort(np.concatenate([rng.choice(pool, m), main[::64], main[63::64], main[-1:]]))
+            at = np.minimum(np.searchsorted(main, queries), len(main) - 1)
+            expected = np.where(main[at] == queries, at, -1)
+            for parts in (0, 2):
+                out = np.full(len(queries), -7, dtype=np.int64)
+                if parts:
+                    K.find_sorted_parallel(main, samples, queries, out, parts)
+                else:
+                    K.find_sorted(main, samples, queries, out)
+                assert np.array_equal(out, expected), (n, m, parts)
+
+
 def test_merges_refit_in_place_and_retrain():
     rng = np.random.default_rng(1)
     model = {}
