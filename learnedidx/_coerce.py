@@ -87,13 +87,10 @@ def prepare_keys_values(keys, values=None, *, assume_sorted: bool = False, copy:
     raw = keys
     if isinstance(raw, (str, bytes)) or raw is None:
         raise TypeError(f"keys must be a 1-D array of numbers, got {_describe(raw)}")
-    arr = np.asarray(raw)
+    arr = as_number_array(raw)
     if arr.dtype.kind not in "iuf":
-        if arr.dtype.kind == "O" and arr.size and all(isinstance(k, numbers.Integral) for k in arr.ravel()):
-            raise TypeError(
-                "keys are Python ints that do not fit one numpy integer dtype; "
-                "pass np.asarray(keys, dtype=np.uint64) or np.int64 explicitly"
-            )
+        if arr.dtype.kind == "O" and arr.size and not isinstance(raw, np.ndarray):
+            arr = _python_int_keys(arr)
         if arr.dtype.kind == "b":
             raise TypeError("keys must be numbers, got booleans; pass keys.astype(np.uint8)")
         key_dtype_for(arr.dtype)
@@ -145,6 +142,53 @@ def prepare_keys_values(keys, values=None, *, assume_sorted: bool = False, copy:
         vals = vals.view()
         vals.flags.writeable = False
     return arr, vals
+
+
+def checked_default(default, dtype: np.dtype):
+    """``default`` for absent keys of a batch get, when it fits the value dtype exactly.
+
+    Raises:
+        ValueError: an integer (or bool) value dtype and a default that is not an integer in
+            its range (numpy would truncate 2.5 to 2, or wrap -1).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iub":
+        return default
+    x = _check_number(default, "default")
+    low, high = (0, 1) if dtype.kind == "b" else _key_bounds(dtype)
+    if isinstance(x, float):
+        whole = math.isfinite(x) and x == math.floor(x)
+    else:
+        whole = isinstance(x, int)
+    if not whole or not low <= x <= high:
+        raise ValueError(f"default {default!r} does not fit the value dtype {dtype}; pass an integer in [{low}, {high}]")
+    return default
+
+
+def _python_int_keys(arr: np.ndarray) -> np.ndarray:
+    """Keys given as a list of Python numbers that numpy could not type: ints that fit uint64
+    or int64 become that dtype (``[0, 2**63 + 1]``, which numpy would round to float64).
+
+    Raises:
+        TypeError: they do not fit one dtype, or floats and ints beyond 2**53 are mixed.
+    """
+    flat = arr.ravel()
+    if not all(isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)) for k in flat):
+        if all(isinstance(k, numbers.Real) for k in flat):
+            raise TypeError(
+                "keys mix floats with ints beyond 2**53, which float64 cannot hold exactly; "
+                "pass np.asarray(keys, dtype=...) with the dtype you mean"
+            )
+        return arr  # not numbers: key_dtype_for names the dtype
+    low, high = min(int(k) for k in flat), max(int(k) for k in flat)
+    for dtype in (np.uint64, np.int64):
+        bounds = _key_bounds(np.dtype(dtype))
+        if bounds[0] <= low and high <= bounds[1]:
+            return np.array([int(k) for k in flat], dtype=dtype).reshape(arr.shape)
+    raise TypeError(
+        "keys are Python ints that do not fit one numpy integer dtype; "
+        "pass np.asarray(keys, dtype=np.uint64) or np.int64 explicitly"
+    )
 
 
 def _key_bounds(dtype: np.dtype):
@@ -204,9 +248,10 @@ def coerce_scalar(q, dtype: np.dtype, mode: int):
     if dtype.kind in "iu":
         kmin, kmax = _key_bounds(dtype)
         if isinstance(x, float) and math.isinf(x):
-            return 0, (ANSWER_N if x > 0 else ANSWER_ZERO), False
-        c = math.ceil(x) if mode == LEFT else math.floor(x)
-        exact = c == x
+            c, exact = x, False
+        else:
+            c = math.ceil(x) if mode == LEFT else math.floor(x)
+            exact = c == x
         if c < kmin:
             return dtype.type(kmin), (IN_RANGE if mode == LEFT else ANSWER_ZERO), False
         if c > kmax:
@@ -354,13 +399,35 @@ def _coerce_object_array(qs: np.ndarray, dtype: np.dtype, mode: int):
     return values.reshape(shape), _none_if_empty(forced.reshape(shape)), exact.reshape(shape)
 
 
+def as_number_array(x) -> np.ndarray:
+    """``np.asarray(x)``, except for array-likes holding Python ints that numpy would round to
+    float64 (ints beyond 2**53 next to floats or negative ints, e.g. ``[0, 2**63 + 1]``): those
+    come back as an object array, which every caller then converts exactly or rejects.
+    Complexity O(m); the per-element check runs only when some value reaches 2**53."""
+    arr = np.asarray(x)
+    if isinstance(x, np.ndarray) or arr.dtype != np.float64 or not arr.size:
+        return arr
+    with np.errstate(invalid="ignore"):
+        if not np.abs(arr).max() >= _FLOAT_EXACT:
+            return arr
+    obj = np.asarray(x, dtype=object)
+    for v in obj.ravel():
+        if isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and abs(int(v)) > _FLOAT_EXACT:
+            return obj
+    return arr
+
+
+_FLOAT_EXACT = 2**53  #: every integer up to this magnitude is exact in float64
+
+
 def as_query_array(qs, argument: str = "queries") -> np.ndarray:
-    """Turn array-likes (lists, tuples, arrays) into a numpy array of queries.
+    """Turn array-likes (lists, tuples, arrays) into a numpy array of queries, exactly (see
+    :func:`as_number_array`).
 
     Raises:
         TypeError: the input holds strings or other non-numbers.
     """
-    arr = np.asarray(qs)
+    arr = as_number_array(qs)
     if arr.dtype.kind in "USV" or arr.dtype.kind in "mMc":
         raise TypeError(
             f"{argument} must be numbers, got an array of dtype {arr.dtype}; "

@@ -704,7 +704,7 @@ def pack_batch(keys, packed):
     the smallest key, cut to its top ``64 - b`` bits, then the index i in the low b bits (b
     bits hold every index). Returns b. Sorting ``packed`` orders the batch by key, and equal
     keys by index; keys that share their top bits (only when the keys span more than ``64 - b``
-    bits) may come out of order, which :func:`unpack_batch` reports.
+    bits) may come out of order, which :func:`unpack_batch` mends.
     Measured: the pack, numpy's sort and the unpack cost half of ``np.argsort`` and its two
     gathers. Complexity O(m).
     """
@@ -730,21 +730,31 @@ def pack_batch(keys, packed):
 
 @njit(**_JIT)
 def unpack_batch(packed, b, keys, vals, out_k, out_v):
-    """Keys and values in the order of the sorted ``packed`` (see :func:`pack_batch`); returns
-    ``(ordered, repeats)``: whether out_k is nondecreasing, and whether a key repeats. When
-    ordered, the repeats of a key sit together in batch order (the last one last). O(m)."""
+    """Keys and values in the order of the sorted ``packed`` (see :func:`pack_batch`), keys that
+    shared their packed top bits put in order by insertion (stable: equal keys keep batch
+    order, the last one last). Returns ``(ordered, repeats)``: ordered is False when that
+    insertion would move more than 4 keys per key (keys clustered far below their span: the
+    caller sorts another way); repeats says a key occurs twice. Complexity O(m + moves)."""
     mask = (np.uint64(1) << np.uint64(b)) - np.uint64(1)
-    ordered = True
+    m = packed.shape[0]
+    budget = 4 * m + 64
     repeats = False
-    for i in range(packed.shape[0]):
+    for i in range(m):
         j = np.int64(packed[i] & mask)
-        out_k[i] = keys[j]
-        out_v[i] = vals[j]
-        if i and out_k[i] <= out_k[i - 1]:
-            if out_k[i] < out_k[i - 1]:
-                ordered = False
+        k = keys[j]
+        p = i
+        while p > 0 and out_k[p - 1] > k:
+            if budget == 0:
+                return False, False
+            budget -= 1
+            out_k[p] = out_k[p - 1]
+            out_v[p] = out_v[p - 1]
+            p -= 1
+        out_k[p] = k
+        out_v[p] = vals[j]
+        if p > 0 and out_k[p - 1] == k:
             repeats = True
-    return ordered, repeats
+    return True, repeats
 
 
 FIND_AHEAD = 16  #: :func:`find_sorted` prefetches the block of query i + 16 while it searches query i

@@ -19,6 +19,7 @@ from ._coerce import (
     LEFT,
     RIGHT,
     as_query_array,
+    checked_default,
     coerce_array,
     coerce_scalar,
     prepare_keys_values,
@@ -213,9 +214,11 @@ class KeyValueIndex:
         """``(values, found)`` for every query: the first matching entry's value, or ``default``.
 
         Both arrays have the shape of ``queries``; ``values`` has the values' dtype.
-        Raises: TypeError for non-numbers, ValueError for NaN.
+        Raises: TypeError for non-numbers, ValueError for NaN or a ``default`` that does not
+        fit an integer value dtype.
         """
         arr = as_query_array(queries)
+        checked_default(default, np.int64 if self._values is None else self._values.dtype)
         idx = self._find_array(arr)
         found = idx >= 0
         if self._values is None:

@@ -39,17 +39,18 @@ The parts (kernels in :mod:`learnedidx._dynamic_kernels`):
 never in the delta, dead or alive (writing a deleted main key clears its tombstone).
 
 Measured at 10M lognormal uint64 keys on this 2-core machine, a shared VM whose speed moves by
-up to 2x between runs (compare within a run): ``python -m bench.updates`` gave, for ``update()``
-of 3M new keys in 100K-key batches, merges included, 2.11 / 3.63 / 3.71 M keys/s at
+up to 2x between runs (compare within a run): four runs of ``python -m bench.updates
+--skip-mixes`` gave, for ``update()`` of 3M new keys in 100K-key batches, merges included,
+2.3 / 3.7 / 4.3 M keys/s (medians; the runs ranged 1.0-2.6, 2.6-4.1 and 3.3-4.6) at
 ``merge_fraction`` 0.02 / 0.05 / 0.1, and at most 3.3 / 6.1 / 7.8 bytes per key beyond the key
-and value arrays. Merging 5% of main paused 102 ms (median of a run; 131 ms at most, when main's
-buffers had to grow). The same update loop, run in one process alternately with the code before
-the two-thread merge, refit and search and before the two-thread insert into the delta, gave
-3.32 against 2.07 and 2.78 M keys/s (median of four rounds each). At 0.05 about 45% of
-``update()`` is merges, 20% the search of main, 12% the inserts into the delta and 15% sorting
-the batch. 0.05 is the default: 0.1 merges half as often but each merge pauses longer and a
-batch insert moves a delta twice as large; batch lookups after 10% more keys (400K of them in
-the delta) are as fast as the static RMI's; memory is well under 8.5 bytes per key.
+and value arrays. Merging 5% of main paused 89-123 ms (medians of the runs; the longest pause of
+a run 123-232 ms). The same update loop, run in one process alternately with the code
+before the packed sort and the sample walk, gave 4.03 against 3.42 M keys/s (median of six
+rounds). At 0.05 about half of ``update()`` is merges (the merge pass 35%, the refit 13%), 19%
+the search of main, 14% the inserts into the delta and 11% sorting the batch. 0.05 is the
+default: 0.1 merges half as often but each merge pauses about 1.5x longer and a batch insert
+moves a delta twice as large; batch lookups after 10% more keys (400K of them in the delta) are
+as fast as the static RMI's; memory is well under 8.5 bytes per key.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ from ._coerce import (
     LEFT,
     RIGHT,
     _check_number,
+    as_number_array,
+    checked_default,
     as_query_array,
     coerce_array,
     coerce_scalar,
@@ -84,6 +87,13 @@ from .rmi import RMI, RMIConfig
 __all__ = ["DynamicRMI", "DynamicConfig"]
 
 _MISSING = object()
+
+
+def _reject_nan_keys(arr: np.ndarray) -> None:
+    """ValueError naming the first NaN of a batch of keys."""
+    if arr.dtype.kind == "f" and np.isnan(arr).any():
+        bad = int(np.flatnonzero(np.isnan(arr))[0])
+        raise ValueError(f"keys contain NaN (first at position {bad}), which cannot be a key; drop NaNs first")
 
 
 def _last_of_each(keys: np.ndarray, vals: np.ndarray):
@@ -110,8 +120,9 @@ class DynamicConfig:
             search it; batch inserts touch all its chunks) and more memory (main keeps room for
             ``min(0.2, 4 * merge_fraction)`` more keys, so that merges work in place). Default 0.05,
             measured at 10M keys (module docstring, ``python -m bench.updates``): 0.02 spends
-            most of ``update()`` in merges (2.1 against 3.6 M keys/s), 0.1 gained little (3.7 M
-            keys/s) for more memory (7.8 against 6.1 bytes per key) and a delta twice as large.
+            most of ``update()`` in merges (2.3 against 3.7 M keys/s, medians of four runs); 0.1
+            reached 4.3 M keys/s for more memory (7.8 against 6.1 bytes per key), merge pauses
+            about 1.5x longer (125-150 against 89-98 ms) and a delta twice as large.
         merge_min: never merge for fewer pending keys than this (small indexes would merge all
             the time). Default 4096.
         buffer_size: single-key writes wait in a Python dict until this many are pending, then
@@ -367,6 +378,11 @@ class DynamicRMI(KeyValueIndex):
 
     def _train(self, keys):
         """Fully train an RMI on main keys; returns ``(rmi, run_start, run_leaf)``."""
+        if len(keys) > 1 and (keys[1:] < keys[:-1]).any():
+            raise ValueError(
+                "main's keys are not sorted: this index's data is corrupt (a file changed "
+                "after saving and loaded with verify=False?); load(path, verify=True) checks a file"
+            )
         rmi = RMI(keys, config=self.config.rmi, assume_sorted=True, copy=False)
         run_start, run_leaf = K.leaf_runs(rmi._meta, rmi._params, rmi._keys)
         self._trained_n = len(keys)
@@ -526,9 +542,7 @@ class DynamicRMI(KeyValueIndex):
     @staticmethod
     def _exact_keys(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """``arr`` in the key dtype, every element exactly; ValueError naming the first that is not."""
-        if arr.dtype.kind == "f" and np.isnan(arr).any():
-            bad = int(np.flatnonzero(np.isnan(arr))[0])
-            raise ValueError(f"keys contain NaN (first at position {bad}), which cannot be a key")
+        _reject_nan_keys(arr)
         values, forced, exact = coerce_array(arr, dtype, LEFT)
         i = _first_inexact(len(arr), forced, exact)
         if i >= 0:
@@ -548,6 +562,7 @@ class DynamicRMI(KeyValueIndex):
         if arr.dtype.kind == "b":
             raise TypeError("keys must be numbers, got booleans; pass keys.astype(np.uint8)")
         if arr.dtype == self._kdtype:
+            _reject_nan_keys(arr)
             return np.ascontiguousarray(arr)
         return np.ascontiguousarray(self._exact_keys(arr, self._kdtype))
 
@@ -623,7 +638,7 @@ class DynamicRMI(KeyValueIndex):
     def _write_values(self, values, n: int) -> np.ndarray:
         if isinstance(values, (str, bytes)) or values is None:
             raise TypeError(f"values must be a 1-D array, got {type(values).__name__}")
-        arr = np.asarray(values)
+        arr = as_number_array(values)
         if arr.ndim != 1:
             raise ValueError(f"values must be 1-D, got an array of shape {arr.shape}")
         if len(arr) != n:
@@ -801,8 +816,9 @@ class DynamicRMI(KeyValueIndex):
         """The batch sorted by key with each key's last value (``unique``: no key repeats).
 
         Integer keys sort as packed uint64 words (:func:`learnedidx._dynamic_kernels.pack_batch`),
-        which keep equal keys in batch order; when keys sharing their top bits come out of order,
-        or for float keys, a stable argsort. Complexity O(m log m).
+        which keep equal keys in batch order, keys that shared their packed top bits mended by
+        insertion; when that would move too many keys, and for float keys, a stable argsort.
+        Complexity O(m log m).
         """
         vu = self._vu
         if keys.dtype.kind in "iu":
@@ -1239,6 +1255,7 @@ class DynamicRMI(KeyValueIndex):
         Numba thread for large batches), then O(1) per main hit and, for the other queries, a
         search of the few delta keys between two main keys (through a directory over main).
         """
+        checked_default(default, self._vdtype)
         values, found, shape = self._lookup(queries)
         if not found.all():
             values[~found] = default

@@ -298,6 +298,39 @@ def test_delete_batch_raise_names_absent_keys_and_changes_nothing():
     reference_check(idx, {1: 0, 3: 2})
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_update_rejects_nan_keys_of_the_key_dtype(dtype):
+    idx = DynamicRMI(np.array([1.0, 2.0, 3.0], dtype=dtype), np.array([10, 20, 30]))
+    with pytest.raises(ValueError, match="NaN"):
+        idx.update(np.array([2.5, np.nan], dtype=dtype), np.array([25, 99]))
+    reference_check(idx, {1.0: 10, 2.0: 20, 3.0: 30})
+    idx._check()
+
+
+def test_python_int_lists_write_exactly():
+    idx = DynamicRMI(np.array([5], dtype=np.uint64))
+    idx.update([0, 2**63 + 1], [10, 20])
+    assert idx.keys.tolist() == [0, 5, 2**63 + 1]
+    assert idx.delete([0, 2**63 + 1]) == 2 and idx.keys.tolist() == [5]
+    idx[2**63] = 7
+    assert idx.delete([0, 2**63 + 1], missing="ignore") == 0 and idx.keys.tolist() == [5, 2**63]
+    assert idx.get_batch([2**63, 2**63 + 1])[1].tolist() == [True, False]
+    values = DynamicRMI(np.array([1, 2], dtype=np.uint64), np.array([0, 0], dtype=np.uint64))
+    values.update(np.array([1, 2], dtype=np.uint64), [0, 2**63 + 1])
+    assert values.values.tolist() == [0, 2**63 + 1]
+    with pytest.raises(ValueError, match="does not fit the value dtype"):
+        values.get_batch([3], default=-1)
+
+
+def test_corrupt_main_raises_a_clear_error_at_retraining():
+    idx = DynamicRMI(np.arange(0, 20_000, 2, dtype=np.uint64), merge_min=100)
+    keys = idx._keys
+    keys.flags.writeable = True
+    keys[5000] = 3  # what a changed file loaded with verify=False would hold
+    with pytest.raises(ValueError, match="data is corrupt"):
+        idx._train(keys)
+
+
 def test_update_last_value_wins_within_a_batch():
     idx = small(np.array([5]))
     idx.update(np.array([3, 5, 3, 9, 3]), np.array([1, 2, 3, 4, 5]))
@@ -315,8 +348,8 @@ def _last_values(keys, values):
 
 def _batches(dtype, rng):
     """Unsorted batches of ``dtype`` with repeats: over the whole range, a narrow one, keys
-    clustered on a wide span (their packed top bits collide, so the sort falls back), and
-    reversed."""
+    clustered on a wide span (so many share their packed top bits that the sort falls back),
+    a few keys next to others (mended by insertion), reversed, and two keys."""
     m = 3000
     if np.dtype(dtype).kind == "f":
         return [rng.standard_normal(m), np.round(rng.standard_normal(m) * 3), np.array([np.inf, -0.0, 0.0, -np.inf, 1.5])]
@@ -326,7 +359,8 @@ def _batches(dtype, rng):
     bits = min(20, 8 * np.dtype(dtype).itemsize - 2)
     clustered = np.concatenate([np.array([info.min, info.max, info.max], dtype=dtype),
                                 np.array(info.max // 2, dtype=dtype) + rng.integers(0, 1 << bits, m).astype(dtype)])
-    return [wide, narrow, clustered, np.sort(wide)[::-1].copy(), wide[:2]]
+    mended = np.concatenate([wide, wide[:300] + dtype(1), wide[:40]])  # a few keys share top bits
+    return [wide, narrow, clustered, mended, np.sort(wide)[::-1].copy(), wide[:2]]
 
 
 @pytest.mark.parametrize("dtype", [np.uint64, np.int64, np.int32, np.uint16, np.int8, np.float64])
@@ -346,28 +380,34 @@ def test_batch_sort_keeps_the_last_value_of_each_key(dtype):
         idx._check()
 
 
-def test_packed_sort_reports_collisions():
-    """A wide span packs only the keys' top bits: keys sharing them may come out unordered,
-    and unpack_batch must say so (the caller then sorts again)."""
+def _unpacked(keys):
     from learnedidx import _dynamic_kernels as K
 
-    rng = np.random.default_rng(22)
-    keys = np.concatenate([np.array([0, 2**64 - 1], dtype=np.uint64),
-                           np.uint64(2**63) + rng.integers(0, 1 << 20, 5000).astype(np.uint64)])
     packed = np.empty(len(keys), dtype=np.uint64)
     b = K.pack_batch(keys, packed)
     packed.sort()
-    out_k, out_v = np.empty_like(keys), np.empty_like(keys)
-    ordered, repeats = K.unpack_batch(packed, b, keys, keys, out_k, out_v)
-    assert b == 13 and not ordered and repeats
-    narrow = keys[2:] - np.uint64(2**63)  # a span of 20 bits: packed exactly
-    packed = np.empty(len(narrow), dtype=np.uint64)
-    b = K.pack_batch(narrow, packed)
-    packed.sort()
-    out_k, out_v = np.empty_like(narrow), np.arange(len(narrow), dtype=np.uint64)
-    ordered, repeats = K.unpack_batch(packed, b, narrow, out_v.copy(), out_k, out_v)
-    assert ordered and np.array_equal(out_k, np.sort(narrow, kind="stable"))
-    assert np.array_equal(out_v, np.argsort(narrow, kind="stable"))
+    out_k, out_v = np.empty_like(keys), np.empty(len(keys), dtype=np.uint64)
+    ordered, repeats = K.unpack_batch(packed, b, keys, np.arange(len(keys), dtype=np.uint64), out_k, out_v)
+    return b, ordered, repeats, out_k, out_v
+
+
+def test_packed_sort_mends_or_reports_collisions():
+    """A wide span packs only the keys' top bits: keys sharing them come out of the word sort
+    unordered. A few such keys are put in order (stably); a cluster of thousands is reported,
+    so the caller sorts another way."""
+    rng = np.random.default_rng(22)
+    wide = rng.integers(0, 2**64 - 1, 5000, dtype=np.uint64, endpoint=True)
+    close = np.concatenate([wide, wide[:300] + np.uint64(1), wide[300:400] - np.uint64(1), wide[:50]])
+    b, ordered, repeats, out_k, out_v = _unpacked(close)
+    assert b == 13 and ordered and repeats
+    assert np.array_equal(out_k, np.sort(close, kind="stable"))
+    assert np.array_equal(out_v, np.argsort(close, kind="stable"))
+    cluster = np.concatenate([np.array([0, 2**64 - 1], dtype=np.uint64),
+                              np.uint64(2**63) + rng.integers(0, 1 << 20, 5000).astype(np.uint64)])
+    assert _unpacked(cluster)[1:3] == (False, False)
+    narrow = cluster[2:] - np.uint64(2**63)  # a span of 20 bits: packed exactly
+    b, ordered, repeats, out_k, out_v = _unpacked(narrow)
+    assert ordered and repeats and np.array_equal(out_v, np.argsort(narrow, kind="stable"))
 
 
 @pytest.mark.parametrize("dtype", [np.uint64, np.int64, np.int32, np.float64])

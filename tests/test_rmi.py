@@ -280,3 +280,36 @@ def test_check_index_catches_a_wrong_index():
 
     with pytest.raises(AssertionError):
         check_index(OffByOne, np.array([1, 2, 3], dtype=np.int64))
+
+
+def test_lists_of_python_ints_stay_exact():
+    """numpy types [0, 2**63 + 1] as float64 (rounding the big int) and [2**70, -inf] as
+    objects: lists are converted exactly, and infinities on integer keys get their answers."""
+    keys = np.array([1, 2**63 + 1], dtype=np.uint64)
+    idx = RMI(keys)
+    assert idx.upper_bound([0, 2**63 + 1]).tolist() == [0, 2]
+    assert idx.lower_bound([0, 2**63 + 1, 2**63]).tolist() == [0, 1, 1]
+    assert idx.contains([0, 2**63 + 1]).tolist() == [False, True]
+    assert RMI(np.array([2**62 + 1], dtype=np.int64)).upper_bound([2**62 + 1, 0.5]).tolist() == [1, 0]
+    small = RMI(np.array([1, 2, 3], dtype=np.int64))
+    assert small.lower_bound([2**70, float("-inf")]).tolist() == [3, 0]
+    assert small.upper_bound(np.array([float("inf"), -(2**70)], dtype=object)).tolist() == [3, 0]
+    assert small.lower_bound(np.array([float("inf"), float("-inf")], dtype=object)).tolist() == [3, 0]
+    assert small.lower_bound(float("-inf")) == 0 and small.upper_bound(float("inf")) == 3
+    built = RMI([0, 2**63 + 1])
+    assert built.keys.dtype == np.uint64 and built.keys.tolist() == [0, 2**63 + 1]
+    assert RMI([-5, 2**62 + 1]).keys.dtype == np.int64
+    with pytest.raises(TypeError, match="mix floats with ints beyond 2"):
+        RMI([0.5, 2**63 + 1])
+    with pytest.raises(TypeError, match="do not fit one numpy integer dtype"):
+        RMI([-1, 2**64 - 1])
+
+
+def test_batch_get_default_must_fit_integer_values():
+    idx = RMI(np.array([1, 2, 3]), np.array([10, 20, 30], dtype=np.uint8))
+    for bad in (2.5, -1, 256, float("inf")):
+        with pytest.raises(ValueError, match="does not fit the value dtype uint8"):
+            idx.get_batch([1, 9], default=bad)
+    values, found = idx.get_batch([1, 9], default=7)
+    assert values.tolist() == [10, 7] and found.tolist() == [True, False]
+    assert RMI(np.array([1.0]), np.array([0.5])).get_batch([2.0], default=2.5)[0].tolist() == [2.5]
