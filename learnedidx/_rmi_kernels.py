@@ -184,8 +184,12 @@ def leaf_window(plan, params, pbits, q, leaf):
     hi = pos + e_hi
     if lo < 0:
         lo = 0
+    # hi < 0 happens: a leaf whose keys all sit below its predictions, asked about a query far
+    # below them (or a crafted file); the search then gallops from the edge.
     if hi > n:
         hi = n
+    elif hi < 0:
+        hi = 0
     if lo > hi:
         lo = hi
     return pos, lo, hi

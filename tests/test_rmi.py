@@ -313,3 +313,27 @@ def test_batch_get_default_must_fit_integer_values():
     values, found = idx.get_batch([1, 9], default=7)
     assert values.tolist() == [10, 7] and found.tolist() == [True, False]
     assert RMI(np.array([1.0]), np.array([0.5])).get_batch([2.0], default=2.5)[0].tolist() == [2.5]
+
+
+@pytest.mark.parametrize("bounds", [(-(2**31), -(2**31)), (0, -(2**31)), (2**31 - 1, 2**31 - 1), (5, -5)])
+def test_any_leaf_error_bounds_keep_answers_exact(bounds):
+    """Whatever the leaves' stored error bounds say (a leaf whose keys all lie below its
+    predictions, a crafted file), the window stays inside [0, n] and every answer is exact."""
+    from learnedidx import _rmi_kernels as K
+
+    rng = np.random.default_rng(31)
+    keys = np.sort(rng.integers(0, 10**6, 3000)).astype(np.uint64)
+    queries = np.concatenate([keys, rng.integers(0, 10**6 + 10, 500).astype(np.uint64), [0, 2**64 - 1]])
+    for options in ({}, dict(stages=("linear", "linear"), branching_factor=8, search="exponential")):
+        idx = RMI(keys, **options)
+        params = idx._params.copy()
+        rec = K.META_HEADER + K.META_STRIDE * (int(idx._meta[0]) - 1)
+        start = int(idx._meta[rec + 2])
+        errors = params[start:].reshape(-1, K.LINEAR_WIDTH)[:, K.ERROR_SLOT:].view(np.int32)
+        errors[:, 0], errors[:, 1] = bounds
+        idx._params = params
+        for side in ("left", "right"):
+            expected = np.searchsorted(keys, queries, side)
+            bound = idx.lower_bound if side == "left" else idx.upper_bound
+            assert np.array_equal(bound(queries), expected)
+            assert [bound(int(q)) for q in queries[::7]] == expected[::7].tolist()
