@@ -100,9 +100,7 @@ def prepare_keys_values(keys, values=None, *, assume_sorted: bool = False, copy:
             "or pass one column"
         )
     dtype = key_dtype_for(arr.dtype)
-    if arr.dtype.kind == "f" and np.isnan(arr).any():
-        bad = int(np.flatnonzero(np.isnan(arr))[0])
-        raise ValueError(f"keys contain NaN (first at position {bad}); drop NaNs before indexing")
+    reject_nan(arr, "keys contain NaN (first at position {position}); drop NaNs before indexing")
     if arr.dtype != dtype or not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr, dtype=dtype)
 
@@ -163,6 +161,15 @@ def checked_default(default, dtype: np.dtype):
     if not whole or not low <= x <= high:
         raise ValueError(f"default {default!r} does not fit the value dtype {dtype}; pass an integer in [{low}, {high}]")
     return default
+
+
+def reject_nan(arr: np.ndarray, message: str) -> None:
+    """ValueError(``message`` with ``{position}``: the first NaN's flat position) when ``arr``
+    holds NaN. O(m)."""
+    if arr.dtype.kind == "f":
+        nan = np.flatnonzero(np.isnan(arr).ravel())
+        if nan.size:
+            raise ValueError(message.format(position=int(nan[0])))
 
 
 def _python_int_keys(arr: np.ndarray) -> np.ndarray:
@@ -302,11 +309,7 @@ def coerce_array(qs: np.ndarray, dtype: np.dtype, mode: int):
     if kind == "f":
         if qs.dtype == np.float16:
             qs = qs.astype(np.float32)
-        if np.isnan(qs).any():
-            bad = int(np.flatnonzero(np.isnan(qs)).ravel()[0])
-            raise ValueError(
-                f"queries contain NaN (first at flat position {bad}), which has no position among the keys"
-            )
+        reject_nan(qs, "queries contain NaN (first at flat position {position}), which has no position among the keys")
     if qs.dtype == dtype:
         return np.ascontiguousarray(qs), None, None
 

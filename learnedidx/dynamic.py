@@ -78,6 +78,7 @@ from ._coerce import (
     coerce_scalar,
     key_dtype_for,
     prepare_keys_values,
+    reject_nan,
 )
 from ._pointers import address
 from .base import KeyValueIndex
@@ -89,11 +90,7 @@ __all__ = ["DynamicRMI", "DynamicConfig"]
 _MISSING = object()
 
 
-def _reject_nan_keys(arr: np.ndarray) -> None:
-    """ValueError naming the first NaN of a batch of keys."""
-    if arr.dtype.kind == "f" and np.isnan(arr).any():
-        bad = int(np.flatnonzero(np.isnan(arr))[0])
-        raise ValueError(f"keys contain NaN (first at position {bad}), which cannot be a key; drop NaNs first")
+_NAN_KEYS = "keys contain NaN (first at position {position}), which cannot be a key; drop NaNs first"
 
 
 def _last_of_each(keys: np.ndarray, vals: np.ndarray):
@@ -378,12 +375,13 @@ class DynamicRMI(KeyValueIndex):
 
     def _train(self, keys):
         """Fully train an RMI on main keys; returns ``(rmi, run_start, run_leaf)``."""
-        if len(keys) > 1 and (keys[1:] < keys[:-1]).any():
+        try:
+            rmi = RMI(keys, config=self.config.rmi, assume_sorted=True, copy=False)
+        except ValueError as e:  # main's keys were checked when they came in: only corruption fails
             raise ValueError(
-                "main's keys are not sorted: this index's data is corrupt (a file changed "
+                "main's keys are not sorted or hold NaN: this index's data is corrupt (a file changed "
                 "after saving and loaded with verify=False?); load(path, verify=True) checks a file"
-            )
-        rmi = RMI(keys, config=self.config.rmi, assume_sorted=True, copy=False)
+            ) from e
         run_start, run_leaf = K.leaf_runs(rmi._meta, rmi._params, rmi._keys)
         self._trained_n = len(keys)
         self._trained_log2 = rmi.avg_log2_error
@@ -542,7 +540,7 @@ class DynamicRMI(KeyValueIndex):
     @staticmethod
     def _exact_keys(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """``arr`` in the key dtype, every element exactly; ValueError naming the first that is not."""
-        _reject_nan_keys(arr)
+        reject_nan(arr, _NAN_KEYS)
         values, forced, exact = coerce_array(arr, dtype, LEFT)
         i = _first_inexact(len(arr), forced, exact)
         if i >= 0:
@@ -562,7 +560,7 @@ class DynamicRMI(KeyValueIndex):
         if arr.dtype.kind == "b":
             raise TypeError("keys must be numbers, got booleans; pass keys.astype(np.uint8)")
         if arr.dtype == self._kdtype:
-            _reject_nan_keys(arr)
+            reject_nan(arr, _NAN_KEYS)
             return np.ascontiguousarray(arr)
         return np.ascontiguousarray(self._exact_keys(arr, self._kdtype))
 
@@ -617,9 +615,7 @@ class DynamicRMI(KeyValueIndex):
         if kind == "O":
             for v in arr:
                 _check_number(v, "value")
-        if kind == "f" and np.isnan(arr).any():
-            i = int(np.flatnonzero(np.isnan(arr))[0])
-            raise ValueError(f"value NaN (position {i}) does not fit the value dtype {dtype}")
+        reject_nan(arr, f"value NaN (position {{position}}) does not fit the value dtype {dtype}")
         if dtype.kind == "b":
             if kind == "b":
                 return arr.astype(dtype)
