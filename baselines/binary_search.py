@@ -90,15 +90,9 @@ class BinarySearch(KeyValueIndex):
             K.lookup_batch(self._keys, queries, out, mode)
         return out
 
-    def _search_scalar(self, q, mode):
-        entry, *args = self._entry
-        return entry(*args, q, mode)
-
     def _scalar_kernel(self):
-        # One compiled scalar entry per dtype serves every scalar search (see BTree).
         args = (address(self._keys), len(self._keys), 0)
-        self._entry = (compile_scalar_entry(K.lookup_scalar_at, *args, self._keys.dtype), *args)
-        return self._entry
+        return (compile_scalar_entry(K.lookup_scalar_at, *args, self._keys.dtype), *args)
 
     def size_in_bytes(self) -> int:
         """No structure beyond the key array: 0."""
@@ -107,11 +101,6 @@ class BinarySearch(KeyValueIndex):
     def key_copy_bytes(self) -> int:
         """Bytes of keys copied beyond the key array: none."""
         return 0
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_entry", None)  # compiled code and an address: rebuilt on unpickling
-        return state
 
 
 def _searchsorted_entry(keys, scalar, unused, q, mode):

@@ -111,17 +111,10 @@ class BTree(KeyValueIndex):
             K.lookup_batch_plain(self._inner, self._meta, self._keys, queries, out, mode)
         return out
 
-    def _search_scalar(self, q, mode):
-        entry, *addresses = self._entry
-        return entry(*addresses, q, mode)
-
     def _scalar_kernel(self):
-        # Every scalar search goes through this one compiled entry, by array addresses: one
-        # compilation per dtype instead of one more for the read-only arrays' types.
-        arrays = (self._inner, self._meta, self._keys)
-        addresses = tuple(address(a) for a in arrays)
-        self._entry = (compile_scalar_entry(K.lookup_scalar_at, *addresses, self._keys.dtype), *addresses)
-        return self._entry
+        # By array addresses: one compilation per dtype, not one more for read-only arrays' types.
+        addresses = tuple(address(a) for a in (self._inner, self._meta, self._keys))
+        return (compile_scalar_entry(K.lookup_scalar_at, *addresses, self._keys.dtype), *addresses)
 
     # --- structure ----------------------------------------------------------------------------
 
@@ -147,11 +140,6 @@ class BTree(KeyValueIndex):
     def key_copy_bytes(self) -> int:
         """Bytes of keys the structure copies beyond the key array: none."""
         return 0
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_entry", None)  # compiled code and addresses: rebuilt on unpickling
-        return state
 
     def __setstate__(self, state):
         # Unpickled arrays lose the cache-line alignment of the inner levels: restore it.

@@ -347,7 +347,7 @@ def throughput_table(rows, names, batch: int) -> str:
 
 def update_throughput(ks: Keys, batch: int, total: int, fraction: float, measure_lookups: bool, out=print) -> dict:
     """``update()`` of ``total`` new keys in batches, merges included; lookups after 10%."""
-    from learnedidx import RMI, DynamicRMI
+    from learnedidx import DynamicRMI
 
     n = len(ks.loaded)
     idx = DynamicRMI(ks.loaded, ks.values, merge_fraction=fraction)

@@ -41,7 +41,7 @@ from numba.extending import overload
 from . import _rmi_kernels as R
 from ._pointers import ptr_like
 from ._intrinsics import prefetch
-from ._search import binary_search, finish, search_window
+from ._search import ZERO, binary_search, search_window
 
 _JIT = dict(nogil=True, cache=True)
 
@@ -393,7 +393,7 @@ def d_bulk_upsert(dk, dv, dn, order, dmax, free, st, keys, vals, fill, order2, d
         w2, inserted, top = _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, st[N_FREE], keys, vals, fill,
                                                 order2, dmax2, tk, tv)
     else:
-        w2, inserted, top = _bulk_upsert_range(dk, dv, dn, order, dmax, 0, k, keys, vals, 0, b, fill, free,
+        w2, inserted, top = _bulk_upsert_range(dk, dv, dn, order, dmax, ZERO, k, keys, vals, ZERO, b, fill, free,
                                                st[N_FREE], order2, dmax2, 0, tk, tv)
     for z in range(w2):
         order[z] = order2[z]
@@ -427,7 +427,7 @@ def _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, top, keys, vals, fill,
     results = np.zeros((2, 3), dtype=np.int64)
     for half in prange(2):
         if half == 0:
-            w, ins, t = _bulk_upsert_range(dk, dv, dn, order, dmax, 0, mid, keys, vals, 0, cut, fill, free, top,
+            w, ins, t = _bulk_upsert_range(dk, dv, dn, order, dmax, ZERO, mid, keys, vals, ZERO, cut, fill, free, top,
                                            order2, dmax2, 0, tk[:split], tv[:split])
         else:
             w, ins, t = _bulk_upsert_range(dk, dv, dn, order, dmax, mid, k, keys, vals, cut, b, fill, free,
@@ -673,17 +673,6 @@ def rank_post(main_rank, queries, right, n, tbits, tcum, use_dir, dirs, dk, dn, 
         out[i] = p - t_below(tbits, tcum, p) + dcum[o] + j
 
 
-@njit(inline="always", **_JIT)
-def _lookup_one(meta, params, mk, q, mode):
-    """Exact answer for one query in main: mode 0 lower_bound, 1 upper_bound, 2 find (or -1)."""
-    q, answer = R.prepare_query(mk, q, mode)
-    if answer != R.NEEDS_SEARCH:
-        return answer
-    pos, lo, hi = R.predict_window(meta, params, params.view(np.int64), q)
-    R._prefetch_window(mk, lo, hi)
-    return finish(mk, q, search_window(mk, q, pos, lo, hi, False, meta[2]), mode)
-
-
 # --- write batches: sorting them, finding their keys in main ----------------------------------
 
 
@@ -771,7 +760,7 @@ def find_sorted(mk, samples, queries, out):
     route it: measured 1.2-1.6x faster than the RMI's pipelined search. Complexity
     O(m + n / 64), plus six probes a query.
     """
-    _find_sorted_range(mk, samples, queries, out, 0, queries.shape[0])
+    _find_sorted_range(mk, samples, queries, out, ZERO, queries.shape[0])
 
 
 @njit(parallel=True, **_JIT)
@@ -821,7 +810,7 @@ def _find_sorted_range(mk, samples, queries, out, start, stop):
 # --- batch reads: main's RMI, then the delta ------------------------------------------------
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)  # not inlined: one compiled copy for _lookup_range and _rank_range
 def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, hi):
     """Main ranks of ``queries[g:top]`` (mode 0: keys < q, 1: keys <= q) into ``pos``.
 
@@ -893,7 +882,7 @@ def _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk
     k = st[K_CHUNKS]
     for g in range(start, stop, R.GROUP):
         top = min(stop, g + R.GROUP)
-        _search_group(meta, params, mk, queries, g, top, 0, qbuf, leaf, pos, lo, hi)
+        _search_group(meta, params, mk, queries, g, top, ZERO, qbuf, leaf, pos, lo, hi)
         for x in range(top - g):
             r = pos[x]
             if r < n and mk[r] == qbuf[x]:
@@ -1194,7 +1183,7 @@ def merge_delta(src_k, src_v, n, tbits, has_tombstones, dk, dv, dn, order, k, me
         run_start[nr] = w
         n = w
         nruns = nr
-    d = 0
+    d = ZERO
     for o in range(k):
         d += dn[order[o]]
     # The split: the first chunk whose keys all lie above main's middle key.
@@ -1215,7 +1204,7 @@ def merge_delta(src_k, src_v, n, tbits, has_tombstones, dk, dv, dn, order, k, me
                            run_leaf, kbuf, vbuf, in_place, out_start, out_leaf)
     else:
         stage = 0 if in_place else n  # every main key read from kbuf itself, or from src
-        nb = _merge_back(kbuf, vbuf, src_k, src_v, 0, 0, stage, n - 1, n + d - 1, nruns - 1, 0, k, dk, dv, dn,
+        nb = _merge_back(kbuf, vbuf, src_k, src_v, ZERO, ZERO, stage, n - 1, n + d - 1, nruns - 1, ZERO, k, dk, dv, dn,
                          order, meta, params, run_start, run_leaf, out_start, out_leaf)
         _reverse_runs(out_start, out_leaf, nb)
     out_start[nb] = n + d
@@ -1253,8 +1242,8 @@ def _merge_halves(src_k, src_v, n, d, nruns, split, k, dk, dv, dn, order, meta, 
     counts = np.zeros(2, dtype=np.int64)
     for half in prange(2):
         if half == 0:
-            counts[0] = _merge_back(kbuf, vbuf, saved_k, saved_v, 0, 0, 0 if in_place else n, p - 1, p + h - 1,
-                                    r_low, 0, split, dk, dv, dn, order, meta, params, run_start, run_leaf,
+            counts[0] = _merge_back(kbuf, vbuf, saved_k, saved_v, ZERO, ZERO, ZERO if in_place else n, p - 1,
+                                    p + h - 1, r_low, ZERO, split, dk, dv, dn, order, meta, params, run_start, run_leaf,
                                     out_start, out_leaf)
         else:
             counts[1] = _merge_back(kbuf, vbuf, saved_k, saved_v, p, offset, stage, n - 1, n + d - 1, nruns - 1,
@@ -1569,7 +1558,7 @@ def refit_leaves(meta, params, keys, run_start, run_leaf, nr, log2_fixed, parall
         total = _refit_one_run_leaves_parallel(params, keys, run_start, run_leaf, nr, runs_of, lo, hi, leaf_base,
                                                log2_fixed)
     else:
-        total = _refit_one_run_leaves(params, keys, run_start, run_leaf, 0, nr, runs_of, lo, hi, leaf_base,
+        total = _refit_one_run_leaves(params, keys, run_start, run_leaf, ZERO, nr, runs_of, lo, hi, leaf_base,
                                       log2_fixed)
     # Leaves of several runs: their sums, then their lines, then their errors.
     multi = 0
@@ -1658,7 +1647,7 @@ def rank_at(h_address, q, right):
     """Number of live keys < q (<= q when right), for q of the key dtype."""
     h = carray(ptr_like(h_address, np.int64(0)), H_SIZE)
     mk, meta, params, tbits, tcum, order, dmax, dk, dn, dcum, st = _views(h, q)
-    p = _lookup_one(meta, params, mk, q, right)
+    p = R.lookup_one(meta, params, params.view(np.int64), mk, q, right, 0)
     return p - t_below(tbits, tcum, p) + d_rank(dk, dn, order, dmax, dcum, st[K_CHUNKS], st[D_KEYS], q, right == 1)
 
 
@@ -1667,7 +1656,7 @@ def find_at(h_address, q):
     """Location of key q: a live main position, ``-2 - delta slot``, or -1."""
     h = carray(ptr_like(h_address, np.int64(0)), H_SIZE)
     mk, meta, params, tbits, tcum, order, dmax, dk, dn, dcum, st = _views(h, q)
-    p = _lookup_one(meta, params, mk, q, 2)
+    p = R.lookup_one(meta, params, params.view(np.int64), mk, q, 2, 0)
     if p >= 0:
         return -1 if t_test(tbits, p) else p
     s = d_find(dk, dn, order, dmax, st[K_CHUNKS], q)

@@ -315,15 +315,10 @@ def _prefetch_window(keys, lo, hi):
     prefetch(keys, max(hi - 1, 0))
 
 
-@njit(**_JIT)
-def lookup_scalar(meta, params, keys, q, mode):
-    """One lookup; see :func:`lookup_one`. Complexity O(stages + log(window))."""
-    return lookup_one(meta, params, params.view(np.int64), keys, q, mode, 0)
-
-
 @njit(cache=True)  # keeps the GIL: releasing and retaking it cost 60-100 ns a call here
 def lookup_scalar_at(meta_address, params_address, keys_address, q, mode):
-    """:func:`lookup_scalar` over arrays given by address (see :mod:`learnedidx._pointers`).
+    """:func:`lookup_one` over arrays given by address (see :mod:`learnedidx._pointers`):
+    the one scalar kernel. Complexity O(stages + log(window)).
 
     The sizes come from ``meta`` itself; the caller keeps the three arrays alive.
     """
@@ -349,6 +344,10 @@ def lookup_scalar_at(meta_address, params_address, keys_address, q, mode):
 #                yields, so a slot never waits for the others and wide windows are narrowed step
 #                by step with a prefetch each, instead of with dependent misses.
 
+# The variants are separate kernels, not inlined into lookup_batch: Numba's own inlining made
+# lookup_batch's compile 29 s a key dtype against 10 s for the parts (and run time is the same,
+# one call per chunk of queries).
+
 VARIANT_LOOP = 0
 VARIANT_GROUP = 1
 VARIANT_AMAC = 2
@@ -361,13 +360,13 @@ _SEARCH = 2
 _DONE = 3
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _lookup_range_loop(meta, params, pbits, keys, queries, out, mode, start, end, top):
     for i in range(start, end):
         out[i] = lookup_one(meta, params, pbits, keys, queries[i], mode, top)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _lookup_range_group(meta, params, pbits, keys, queries, out, mode, start, end, top, sq, sleaf, spos, slo, shi):
     """Answer ``queries[start:end]`` in groups of GROUP lookups that advance in lock-step.
 
@@ -428,7 +427,7 @@ def _prefetch_search(keys, lo, hi, step):
         prefetch(keys, (lo + hi) >> 1)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _lookup_range_amac(meta, params, pbits, keys, queries, out, mode, start, end, top, sq, sidx, slo, shi, sstate):
     """Answer ``queries[start:end]`` with ``len(sstate)`` interleaved state machines.
 

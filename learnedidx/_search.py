@@ -7,6 +7,7 @@ pass it as a constant so LLVM specialises each loop for one comparison.
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from ._intrinsics import select_unpredictable
@@ -18,6 +19,11 @@ SEARCH_EXPONENTIAL = 2  #: galloping outward from the prediction (best when most
 SEARCHES = {"binary": SEARCH_BINARY, "linear": SEARCH_LINEAR, "exponential": SEARCH_EXPONENTIAL}
 
 _JIT = dict(nogil=True, cache=True)
+
+#: A typed 0 for kernel arguments: Numba compiles a callee once more for a literal 0 argument
+#: (``Literal[int](0)`` is its own type) than for a variable, seconds a key dtype for a large
+#: kernel; a numpy scalar global is typed int64.
+ZERO = np.int64(0)
 
 
 @njit(inline="always", **_JIT)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._search import before, binary_search, finish, gallop_right
+from ._search import ZERO, before, binary_search, finish, gallop_right
 
 CHUNK = 4096  #: queries per parallel task; each task starts with a full binary search
 WIDTH = 16  #: keys counted branch-free after the previous answer before galloping
@@ -78,7 +78,7 @@ def search_sorted(keys, queries, out, mode):
     Complexity: O(log n + sum of log(d_i + 1)) for answers d_i apart: O(m + log n) when the
     queries are as dense as the keys, O(m log(n / m)) at most.
     """
-    _sorted_range(keys, queries, out, 0, queries.shape[0], mode)
+    _sorted_range(keys, queries, out, ZERO, queries.shape[0], mode)
 
 
 @njit(parallel=True, **_JIT)

@@ -28,6 +28,7 @@ from ._coerce import (
 FIND = 2  #: search mode: position of the first key equal to q, or -1
 
 _MODES = (LEFT, RIGHT)
+_UNBOUND = object()  # KeyValueIndex._scalar_entry before the first scalar query
 
 #: Sorted batches take the galloping path (:mod:`learnedidx._sorted`) when they hold at least
 #: one query per this many keys; see :meth:`KeyValueIndex._sorted_path` for the measurements.
@@ -69,6 +70,9 @@ class KeyValueIndex:
     #: Saved arrays whose checksums :func:`learnedidx.load` checks only with ``verify=True``:
     #: large ones whose corruption can make answers wrong but never sends a kernel out of bounds.
     _lazy_arrays = ("keys", "values")
+    #: ``(entry_point, a0, a1, a2)`` from :meth:`_scalar_kernel` (None: the index has none),
+    #: set at the first scalar query: building or loading an index never compiles scalar code.
+    _scalar_entry = _UNBOUND
 
     def __init__(self, keys, values=None, *, assume_sorted=False, copy=True, **options):
         start = time.perf_counter_ns()
@@ -103,7 +107,14 @@ class KeyValueIndex:
         return self._search_array(queries, mode)
 
     def _search_scalar(self, q, mode: int) -> int:
-        """Answer for one query already in the key dtype; mode LEFT, RIGHT or FIND."""
+        """Answer for one query already in the key dtype; mode LEFT, RIGHT or FIND.
+
+        Through the scalar entry point (:meth:`_scalar_kernel`, installed by the caller) when
+        the index has one: one compiled scalar kernel serves the fast paths and numpy scalars.
+        """
+        if self._scalar_entry is not None:
+            entry, a0, a1, a2 = self._scalar_entry
+            return int(entry(a0, a1, a2, q, mode))
         if mode == FIND:
             pos = int(self._search_array(np.array([q], dtype=self._keys.dtype), LEFT)[0])
             return pos if pos < len(self._keys) and self._keys[pos] == q else -1
@@ -258,6 +269,8 @@ class KeyValueIndex:
             if forced is not None:
                 out[forced] = len(self._keys) if mode == LEFT else 0
             return out.reshape(arr.shape)
+        if self._scalar_entry is _UNBOUND:
+            self._install_fast_paths()
         value, status, _ = coerce_scalar(q, self._keys.dtype, mode)
         if status == ANSWER_ZERO:
             return 0
@@ -268,6 +281,8 @@ class KeyValueIndex:
     def _find(self, q) -> int:
         if isinstance(q, np.ndarray) and q.ndim:
             raise TypeError("a key must be a scalar; use contains() or get_batch() for arrays")
+        if self._scalar_entry is _UNBOUND:
+            self._install_fast_paths()
         value, status, exact = coerce_scalar(q, self._keys.dtype, LEFT)
         if status != 0 or not exact:
             return -1
@@ -333,14 +348,23 @@ class KeyValueIndex:
         return out
 
     def _bind_fast_paths(self) -> None:
-        """Install per-instance scalar methods that skip coercion for plain Python numbers.
+        """Forget the scalar kernel and fast paths (after building, loading or unpickling): the
+        next scalar query compiles or loads the kernel (:meth:`_install_fast_paths`), so an
+        index used only for batches never compiles it (seconds a key dtype on a cold cache)."""
+        self._scalar_entry = _UNBOUND
+        for name in ("lower_bound", "upper_bound", "_find"):
+            self.__dict__.pop(name, None)
+
+    def _install_fast_paths(self):
+        """Compile (or load) the scalar kernel and install per-instance scalar methods that skip
+        coercion for plain Python numbers; returns :attr:`_scalar_entry`.
 
         ``lower_bound(5)`` on integer keys then costs a type check, a range check and the
         compiled call: no numpy scalar is created and no dispatcher type resolution runs.
         """
-        kernel = self._scalar_kernel()
+        kernel = self._scalar_entry = self._scalar_kernel()
         if kernel is None:
-            return
+            return None
         entry, a0, a1, a2 = kernel
         dtype = self._keys.dtype
         general = self._answer
@@ -382,16 +406,17 @@ class KeyValueIndex:
                 return find_general(q)
 
         else:
-            return
+            return kernel
         lower_bound.__doc__ = KeyValueIndex.lower_bound.__doc__
         upper_bound.__doc__ = KeyValueIndex.upper_bound.__doc__
         self.lower_bound = lower_bound
         self.upper_bound = upper_bound
         self._find = find
+        return kernel
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        for name in ("lower_bound", "upper_bound", "_find"):
+        for name in ("lower_bound", "upper_bound", "_find", "_scalar_entry"):
             state.pop(name, None)
         state["_positions"] = None  # derived: 0..n-1 is rebuilt on demand, not pickled
         return state

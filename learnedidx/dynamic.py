@@ -195,6 +195,32 @@ def _make_config(config, fields) -> DynamicConfig:
     return DynamicConfig(rmi=rmi if rmi is not None else RMIConfig(**rmi_kw), **fields)
 
 
+def _sort_batch(keys: np.ndarray, vals: np.ndarray, unique: bool):
+    """A write batch sorted by key with each key's last value (``unique``: no key repeats).
+
+    Integer keys sort as packed uint64 words (:func:`learnedidx._dynamic_kernels.pack_batch`),
+    which keep equal keys in batch order, keys that shared their packed top bits mended by
+    insertion; when that would move too many keys, and for float keys, a stable argsort.
+    ``vals`` is in the index's value dtype. Complexity O(m log m).
+    """
+    vu = _value_view_dtype(vals.dtype)
+    if keys.dtype.kind in "iu":
+        packed = np.empty(len(keys), dtype=np.uint64)
+        b = K.pack_batch(keys, packed)
+        packed.sort()
+        sk = np.empty_like(keys)
+        sv = np.empty_like(vals)
+        ordered, repeats = K.unpack_batch(packed, b, keys, vals.view(vu), sk, sv.view(vu))
+        if ordered:
+            return _last_of_each(sk, sv) if repeats and not unique else (sk, sv)
+    order = np.argsort(keys)
+    sk = keys[order]
+    if not unique and (sk[1:] == sk[:-1]).any():
+        order = np.argsort(keys, kind="stable")
+        return _last_of_each(keys[order], vals[order])
+    return sk, vals[order]
+
+
 def _value_view_dtype(dtype: np.dtype) -> np.dtype:
     """The unsigned dtype the kernels move values as; TypeError for unsupported value dtypes."""
     if dtype.kind in "biufmM" and dtype.itemsize in (1, 2, 4, 8) and dtype.fields is None:
@@ -483,13 +509,12 @@ class DynamicRMI(KeyValueIndex):
             self._dv_flat = self._dv.reshape(-1)
 
     def _bind_fast_paths(self) -> None:
-        """Compile (or load from cache) the scalar entry points; set the fast-path type checks."""
-        from numba import from_dtype, int64
-
+        """Set the fast-path type checks and ``get``. The scalar entry points compile (or load
+        from cache) at the first scalar operation (:meth:`_compile_entries`): an index used
+        only for batches never compiles them (seconds a key dtype on a cold cache)."""
+        self._rank_entry = self._first_rank
+        self._find_entry = self._first_find
         kd = self._kdtype
-        sig_key = from_dtype(kd)
-        self._rank_entry = _entry(K.rank_at, (int64, sig_key, int64))
-        self._find_entry = _entry(K.find_at, (int64, sig_key))
         if kd.kind in "iu":
             info = np.iinfo(kd)
             self._kfast, self._kmin, self._kmax = int, int(info.min), int(info.max)
@@ -510,6 +535,25 @@ class DynamicRMI(KeyValueIndex):
         self._fast = (self._kfast, self._kmin, self._kmax, self._vfast, self._vmin, self._vmax,
                       self._log_set, self._log_del, self._log_max)
         self.get = self._bound_get()
+
+    def _compile_entries(self) -> None:
+        """Compile (or load) both scalar entry points, and rebind ``get`` to use them."""
+        from numba import from_dtype, int64
+
+        sig_key = from_dtype(self._kdtype)
+        self._rank_entry = _entry(K.rank_at, (int64, sig_key, int64))
+        self._find_entry = _entry(K.find_at, (int64, sig_key))
+        self.get = self._bound_get()
+
+    def _first_rank(self, haddr, q, right):
+        """The scalar rank entry until it is compiled: compiles both, then answers."""
+        self._compile_entries()
+        return self._rank_entry(haddr, q, right)
+
+    def _first_find(self, haddr, q):
+        """The scalar find entry until it is compiled: compiles both, then answers."""
+        self._compile_entries()
+        return self._find_entry(haddr, q)
 
     def _bound_get(self):
         """:meth:`get` as a closure over what never changes (the buffer's dicts, the header's
@@ -792,7 +836,7 @@ class DynamicRMI(KeyValueIndex):
         keys = keys if keys.flags.writeable else keys.copy()
         vals = vals if vals.flags.writeable else vals.copy()
         if len(keys) > 1 and not (keys[1:] > keys[:-1]).all():
-            keys, vals = self._sort_batch(keys, vals, unique)
+            keys, vals = _sort_batch(keys, vals, unique)
         mpos = self._find_main(keys)
         hit = mpos >= 0
         if hit.any():
@@ -807,31 +851,6 @@ class DynamicRMI(KeyValueIndex):
         if len(keys):
             self._delta_upsert(keys, vals)
         self._after_write()
-
-    def _sort_batch(self, keys: np.ndarray, vals: np.ndarray, unique: bool):
-        """The batch sorted by key with each key's last value (``unique``: no key repeats).
-
-        Integer keys sort as packed uint64 words (:func:`learnedidx._dynamic_kernels.pack_batch`),
-        which keep equal keys in batch order, keys that shared their packed top bits mended by
-        insertion; when that would move too many keys, and for float keys, a stable argsort.
-        Complexity O(m log m).
-        """
-        vu = self._vu
-        if keys.dtype.kind in "iu":
-            packed = np.empty(len(keys), dtype=np.uint64)
-            b = K.pack_batch(keys, packed)
-            packed.sort()
-            sk = np.empty_like(keys)
-            sv = np.empty_like(vals)
-            ordered, repeats = K.unpack_batch(packed, b, keys, vals.view(vu), sk, sv.view(vu))
-            if ordered:
-                return _last_of_each(sk, sv) if repeats and not unique else (sk, sv)
-        order = np.argsort(keys)
-        sk = keys[order]
-        if not unique and (sk[1:] == sk[:-1]).any():
-            order = np.argsort(keys, kind="stable")
-            return _last_of_each(keys[order], vals[order])
-        return sk, vals[order]
 
     def _find_main(self, keys: np.ndarray) -> np.ndarray:
         """Main position of every key of a sorted batch, or -1 (a walk of the directory samples:

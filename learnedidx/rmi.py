@@ -253,9 +253,6 @@ class RMI(KeyValueIndex):
             variant = "group" if p99 < K.SMALL_WINDOW and self.config.search == "binary" else "amac"
         self._variant = K.VARIANTS[variant]
 
-    def _search_scalar(self, q, mode):
-        return K.lookup_scalar(self._meta, self._params, self._keys, q, mode)
-
     def _scalar_kernel(self):
         arrays = (self._meta, self._params, self._keys)
         entry = compile_scalar_entry(K.lookup_scalar_at, *(address(a) for a in arrays), self._keys.dtype)
@@ -273,16 +270,14 @@ class RMI(KeyValueIndex):
         if isinstance(q, (np.ndarray, list, tuple)):
             arr = as_query_array(q)
             values, forced, _ = coerce_array(arr.ravel(), self._keys.dtype, LEFT)
-            pos, lo, hi = (np.empty(len(values), dtype=np.int64) for _ in range(3))
-            K.predict_batch(self._meta, self._params, values, pos, lo, hi)
+            pos, lo, hi = _predict(self._meta, self._params, values)
             if forced is not None:
                 pos[forced] = lo[forced] = hi[forced] = n
             return tuple(a.reshape(arr.shape) for a in (pos, lo, hi))
         value, status, _ = coerce_scalar(q, self._keys.dtype, LEFT)
         if status == ANSWER_N:
             return n, n, n
-        out = [np.empty(1, dtype=np.int64) for _ in range(3)]
-        K.predict_batch(self._meta, self._params, np.array([value], dtype=self._keys.dtype), *out)
+        out = _predict(self._meta, self._params, np.array([value], dtype=self._keys.dtype))
         return tuple(int(a[0]) for a in out)
 
     # --- statistics ---------------------------------------------------------------------------
@@ -327,8 +322,7 @@ class RMI(KeyValueIndex):
         assert end == len(params), f"params holds {len(params)} slots, the stages need {end}"
         if n == 0:
             return
-        pos, lo, hi = (np.empty(n, dtype=np.int64) for _ in range(3))
-        K.predict_batch(meta, params, keys, pos, lo, hi)
+        pos, lo, hi = _predict(meta, params, keys)
         lb = np.searchsorted(keys, keys, side="left")
         assert (lo >= 0).all() and (lo <= hi).all() and (hi <= n).all(), "a window leaves [0, n]"
         bad = np.flatnonzero((lb < lo) | (lb + 1 > hi))
@@ -382,6 +376,19 @@ class RMI(KeyValueIndex):
         self._choose_kernels()
 
 
+def _predict(meta: np.ndarray, params: np.ndarray, queries: np.ndarray) -> tuple:
+    """``(pos, lo, hi)``: the model's guesses for contiguous key-dtype queries, as int64 arrays.
+
+    The kernel always gets a read-only view: writable and read-only arrays are different
+    Numba types, and each would compile the kernel again. Complexity O(m * stages).
+    """
+    frozen = queries.view()
+    frozen.flags.writeable = False
+    pos, lo, hi = (np.empty(len(queries), dtype=np.int64) for _ in range(3))
+    K.predict_batch(meta, params, frozen, pos, lo, hi)
+    return pos, lo, hi
+
+
 def _search_top(meta: np.ndarray, params: np.ndarray, keys: np.ndarray) -> tuple:
     """``(top, p99)``: the 99th percentile of the window widths that lookups of the keys see
     (measured on up to 4096 evenly spaced keys, so leaves weigh by their keys: a radix root
@@ -392,8 +399,7 @@ def _search_top(meta: np.ndarray, params: np.ndarray, keys: np.ndarray) -> tuple
     if n == 0:
         return 0, 0
     sample = keys[np.linspace(0, n - 1, min(n, 4096)).astype(np.int64)]
-    pos, lo, hi = (np.empty(len(sample), dtype=np.int64) for _ in range(3))
-    K.predict_batch(meta, params, sample, pos, lo, hi)
+    pos, lo, hi = _predict(meta, params, sample)
     p99 = int(np.percentile(hi - lo, 99))
     return K.lift_top(p99), p99
 
