@@ -113,3 +113,15 @@ def test_object_structures_are_skipped_with_a_note():
 def test_unknown_index_name():
     with pytest.raises(ValueError, match="unknown index 'nope'"):
         registry.select(["nope"])
+
+
+@pytest.mark.slow
+def test_coldstart_times_every_step_on_a_new_cache(capsys):
+    """``python -m bench.coldstart``: both child processes answer right (checked inside
+    ``run_steps``) and every step gets a cold and a warm time."""
+    from bench import coldstart
+
+    rows = coldstart.main(["--n", "3000"])
+    assert list(rows) == list(coldstart.STEPS)
+    assert all(cold > 0 and warm > 0 for cold, warm in rows.values())
+    assert "first use on a fresh Numba cache" in capsys.readouterr().out
