@@ -281,7 +281,10 @@ def _exact_float_to_ints(f: np.ndarray, q: np.ndarray) -> np.ndarray:
     return sign
 
 
-def coerce_array(qs: np.ndarray, dtype: np.dtype, mode: int):
+_NAN_QUERIES = "queries contain NaN (first at flat position {position}), which has no position among the keys"
+
+
+def coerce_array(qs: np.ndarray, dtype: np.dtype, mode: int, nan_message: str = _NAN_QUERIES):
     """Map an array of queries to the key dtype for ``mode``; see :func:`coerce_scalar`.
 
     Complexity: O(m) for m queries; no copy when qs already has the key dtype and is contiguous.
@@ -293,7 +296,7 @@ def coerce_array(qs: np.ndarray, dtype: np.dtype, mode: int):
 
     Raises:
         TypeError: the array does not hold real numbers.
-        ValueError: the array holds NaN.
+        ValueError: the array holds NaN (``nan_message``, formatted with its ``{position}``).
     """
     kind = qs.dtype.kind
     if kind == "b":
@@ -309,7 +312,7 @@ def coerce_array(qs: np.ndarray, dtype: np.dtype, mode: int):
     if kind == "f":
         if qs.dtype == np.float16:
             qs = qs.astype(np.float32)
-        reject_nan(qs, "queries contain NaN (first at flat position {position}), which has no position among the keys")
+        reject_nan(qs, nan_message)
     if qs.dtype == dtype:
         return np.ascontiguousarray(qs), None, None
 

@@ -355,16 +355,16 @@ class KeyValueIndex:
         for name in ("lower_bound", "upper_bound", "_find"):
             self.__dict__.pop(name, None)
 
-    def _install_fast_paths(self):
+    def _install_fast_paths(self) -> None:
         """Compile (or load) the scalar kernel and install per-instance scalar methods that skip
-        coercion for plain Python numbers; returns :attr:`_scalar_entry`.
+        coercion for plain Python numbers; sets :attr:`_scalar_entry`.
 
         ``lower_bound(5)`` on integer keys then costs a type check, a range check and the
         compiled call: no numpy scalar is created and no dispatcher type resolution runs.
         """
         kernel = self._scalar_entry = self._scalar_kernel()
         if kernel is None:
-            return None
+            return
         entry, a0, a1, a2 = kernel
         dtype = self._keys.dtype
         general = self._answer
@@ -406,13 +406,12 @@ class KeyValueIndex:
                 return find_general(q)
 
         else:
-            return kernel
+            return
         lower_bound.__doc__ = KeyValueIndex.lower_bound.__doc__
         upper_bound.__doc__ = KeyValueIndex.upper_bound.__doc__
         self.lower_bound = lower_bound
         self.upper_bound = upper_bound
         self._find = find
-        return kernel
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -508,22 +507,21 @@ class KeyValueIndex:
         raise NotImplementedError(f"{type(self).__name__} cannot be restored from a file")
 
 
-def compile_scalar_entry(kernel, a0, a1, a2, key_dtype: np.dtype):
-    """Compile (or load from cache) ``kernel(a0, a1, a2, q, mode)`` for q of the key dtype.
+def compiled_entry(kernel, sig):
+    """Compile (or load from cache) ``kernel`` for the argument types ``sig``; its entry point.
 
-    Returns the compiled function's entry point: calling it skips Numba's dispatcher, which
-    resolves argument types on every call (about half the cost of a scalar lookup here).
-    Falls back to the dispatcher where the entry point is not exposed.
+    Calling the entry point skips Numba's dispatcher, which resolves argument types on every
+    call (about half the cost of a scalar lookup here). Falls back to the dispatcher where the
+    entry point is not exposed (e.g. ``NUMBA_DISABLE_JIT``).
     """
-    sig = (
-        numba.typeof(a0),
-        numba.typeof(a1),
-        numba.typeof(a2),
-        numba.from_dtype(key_dtype),
-        numba.int64,
-    )
     try:
         entry = kernel.compile(sig)
-    except AttributeError:  # not a Numba dispatcher (e.g. NUMBA_DISABLE_JIT)
+    except AttributeError:  # not a Numba dispatcher
         return kernel
     return entry if callable(entry) else kernel
+
+
+def compile_scalar_entry(kernel, a0, a1, a2, key_dtype: np.dtype):
+    """:func:`compiled_entry` of ``kernel(a0, a1, a2, q, mode)`` for q of the key dtype."""
+    sig = (numba.typeof(a0), numba.typeof(a1), numba.typeof(a2), numba.from_dtype(key_dtype), numba.int64)
+    return compiled_entry(kernel, sig)

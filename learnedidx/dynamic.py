@@ -81,7 +81,7 @@ from ._coerce import (
     reject_nan,
 )
 from ._pointers import address
-from .base import KeyValueIndex
+from .base import KeyValueIndex, compiled_entry
 from .persist import register
 from .rmi import RMI, RMIConfig
 
@@ -541,8 +541,8 @@ class DynamicRMI(KeyValueIndex):
         from numba import from_dtype, int64
 
         sig_key = from_dtype(self._kdtype)
-        self._rank_entry = _entry(K.rank_at, (int64, sig_key, int64))
-        self._find_entry = _entry(K.find_at, (int64, sig_key))
+        self._rank_entry = compiled_entry(K.rank_at, (int64, sig_key, int64))
+        self._find_entry = compiled_entry(K.find_at, (int64, sig_key))
         self.get = self._bound_get()
 
     def _first_rank(self, haddr, q, right):
@@ -584,8 +584,7 @@ class DynamicRMI(KeyValueIndex):
     @staticmethod
     def _exact_keys(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """``arr`` in the key dtype, every element exactly; ValueError naming the first that is not."""
-        reject_nan(arr, _NAN_KEYS)
-        values, forced, exact = coerce_array(arr, dtype, LEFT)
+        values, forced, exact = coerce_array(arr, dtype, LEFT, nan_message=_NAN_KEYS)
         i = _first_inexact(len(arr), forced, exact)
         if i >= 0:
             raise ValueError(
@@ -1492,15 +1491,6 @@ class DynamicRMI(KeyValueIndex):
 
 def _unpickle(cls, config, arrays):
     return cls._from_state(config, arrays)
-
-
-def _entry(kernel, sig):
-    """The compiled entry point of ``kernel`` for ``sig`` (skips the dispatcher's type checks)."""
-    try:
-        entry = kernel.compile(sig)
-    except AttributeError:  # not a Numba dispatcher (NUMBA_DISABLE_JIT)
-        return kernel
-    return entry if callable(entry) else kernel
 
 
 register(DynamicRMI, "learnedidx.DynamicRMI")
