@@ -15,7 +15,7 @@ import numpy as np
 from numba import carray, njit, prange
 
 from learnedidx._pointers import ptr_like
-from learnedidx._intrinsics import prefetch, select_unpredictable
+from learnedidx._intrinsics import LEAN_JIT, prefetch, select_unpredictable
 from learnedidx._search import before, binary_search, finish
 
 CHUNK = 4096  #: queries per parallel task
@@ -40,7 +40,7 @@ def lookup_scalar_at(keys_address, n, unused, q, mode):
     return lookup_one(carray(ptr_like(keys_address, q), n), q, mode)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def lookup_batch(keys, queries, out, mode):
     """``out[i] = lookup_one(queries[i])`` in one thread. Complexity O(m log n)."""
     for i in range(queries.shape[0]):
@@ -84,11 +84,9 @@ def _walk(keys, queries, out, start, stop, right, bases, targets):
             out[first + g] = b
 
 
-@njit(**_JIT)
-def _interleaved_range(keys, queries, out, start, stop, mode, group):
-    """:func:`lookup_one` for ``queries[start:stop]``, ``group`` lookups in lock-step."""
-    bases = np.empty(group, dtype=np.int64)
-    targets = np.empty(group, dtype=queries.dtype)
+@njit(**LEAN_JIT)
+def _walk_range(keys, queries, out, start, stop, mode, bases, targets):
+    """:func:`lookup_one` for ``queries[start:stop]``, ``len(bases)`` lookups in lock-step."""
     if mode == 1:
         _walk(keys, queries, out, start, stop, True, bases, targets)
     else:
@@ -96,6 +94,13 @@ def _interleaved_range(keys, queries, out, start, stop, mode, group):
         if mode == 2:
             for i in range(start, stop):
                 out[i] = finish(keys, queries[i], out[i], 2)
+
+
+@njit(**_JIT)
+def _interleaved_range(keys, queries, out, start, stop, mode, group):
+    """:func:`_walk_range` with its scratch (a kernel that allocates keeps reference counting)."""
+    _walk_range(keys, queries, out, start, stop, mode, np.empty(group, dtype=np.int64),
+                np.empty(group, dtype=queries.dtype))
 
 
 @njit(**_JIT)

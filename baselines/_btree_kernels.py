@@ -40,7 +40,7 @@ from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
 from learnedidx._pointers import ptr_like
-from learnedidx._intrinsics import prefetch
+from learnedidx._intrinsics import LEAN_JIT, prefetch
 from learnedidx._search import binary_search, finish
 
 META_B = 0  #: slot of the node size B in ``meta``
@@ -169,7 +169,7 @@ def search_leaf(keys, q, block, node_keys):
     return binary_search(keys, q, lo, hi, False)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def lookup_scalar(inner, meta, keys, q, mode):
     """Exact answer for one query: mode 0 lower_bound, 1 upper_bound, 2 find (index or -1).
 
@@ -205,20 +205,18 @@ def prefetch_span(arr, start, length):
     prefetch(arr, start + length - 1)
 
 
-@njit(**_JIT)
-def lookup_range(inner, meta, keys, queries, out, start, stop, mode):
+@njit(**LEAN_JIT)
+def lookup_range(inner, meta, keys, queries, out, start, stop, mode, targets, blocks):
     """``out[i]`` for ``start <= i < stop``, walking groups of ``INTERLEAVE`` queries level by
     level in lockstep.
 
     After a query picks its child at one level, the child's node (or leaf block) is prefetched;
     by the time the walk comes back to that query, the other queries' loads have overlapped
-    with it.
+    with it. ``targets`` and ``blocks`` (INTERLEAVE each) are the group's scratch.
     """
     node_keys = meta[META_B]
     levels = meta[META_LEVELS]
     n = keys.shape[0]
-    targets = np.empty(INTERLEAVE, dtype=queries.dtype)
-    blocks = np.empty(INTERLEAVE, dtype=np.int64)
     for group in range(start, stop, INTERLEAVE):
         size = min(INTERLEAVE, stop - group)
         for g in range(size):
@@ -253,10 +251,17 @@ def lookup_range(inner, meta, keys, queries, out, start, stop, mode):
             out[i] = r if mode == 1 else finish(keys, q, r, mode)
 
 
+@njit(inline="always", **_JIT)
+def _scratch(queries):
+    """The scratch of :func:`lookup_range`: ``(targets, blocks)``."""
+    return np.empty(INTERLEAVE, dtype=queries.dtype), np.empty(INTERLEAVE, dtype=np.int64)
+
+
 @njit(**_JIT)
 def lookup_batch(inner, meta, keys, queries, out, mode):
     """``out[i] = lookup_scalar(queries[i])`` in one thread. Complexity O(m (L * B + B))."""
-    lookup_range(inner, meta, keys, queries, out, 0, queries.shape[0], mode)
+    targets, blocks = _scratch(queries)
+    lookup_range(inner, meta, keys, queries, out, 0, queries.shape[0], mode, targets, blocks)
 
 
 @njit(parallel=True, **_JIT)
@@ -264,10 +269,11 @@ def lookup_batch_parallel(inner, meta, keys, queries, out, mode):
     """:func:`lookup_batch` split into contiguous chunks over the Numba thread pool."""
     m = queries.shape[0]
     for c in prange((m + CHUNK - 1) // CHUNK):
-        lookup_range(inner, meta, keys, queries, out, c * CHUNK, min(m, (c + 1) * CHUNK), mode)
+        targets, blocks = _scratch(queries)
+        lookup_range(inner, meta, keys, queries, out, c * CHUNK, min(m, (c + 1) * CHUNK), mode, targets, blocks)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def lookup_batch_plain(inner, meta, keys, queries, out, mode):
     """``out[i] = lookup_scalar(queries[i])``, one query at a time: no lockstep, no prefetch
     (the ``interleaved=False`` path and the bench's loop mode). Complexity O(m (L * B + B))."""

@@ -40,10 +40,13 @@ from numba.extending import overload
 
 from . import _rmi_kernels as R
 from ._pointers import ptr_like
-from ._intrinsics import prefetch
+from ._intrinsics import LEAN_JIT, prefetch
 from ._search import ZERO, binary_search, search_window
 
-_JIT = dict(nogil=True, cache=True)
+_JIT = LEAN_JIT
+#: Kernels that allocate, run in parallel or call one that does (Numba compiles a callee with
+#: its caller's reference counting: a lean caller makes its callee's allocation fail to compile).
+_NRT_JIT = dict(nogil=True, cache=True)
 
 # Slots of the delta counter array ``st``.
 K_CHUNKS = 0  #: chunks in use (order positions 0..K_CHUNKS-1)
@@ -130,7 +133,7 @@ def t_clear_many(tbits, positions):
     return cleared
 
 
-@njit(**_JIT)
+@njit(**_NRT_JIT)
 def t_positions(tbits, n):
     """Sorted positions of every tombstone (for saving and checks)."""
     count = 0
@@ -375,7 +378,7 @@ def _chunks_needed(dk, dn, order, dmax, o_lo, o_hi, keys, b_lo, b_hi, fill):
     return total
 
 
-@njit(**_JIT)
+@njit(**_NRT_JIT)
 def d_bulk_upsert(dk, dv, dn, order, dmax, free, st, keys, vals, fill, order2, dmax2, tk, tv, parallel):
     """Upsert sorted unique keys chunk by chunk, in place; returns how many were new.
 
@@ -405,7 +408,7 @@ def d_bulk_upsert(dk, dv, dn, order, dmax, free, st, keys, vals, fill, order2, d
     return inserted
 
 
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **_NRT_JIT)
 def _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, top, keys, vals, fill, order2, dmax2, tk, tv):
     """:func:`_bulk_upsert_range` for the lower and the upper half of the chunks on two threads;
     returns ``(chunks, inserted, free top)`` like it.
@@ -749,7 +752,7 @@ def unpack_batch(packed, b, keys, vals, out_k, out_v):
 FIND_AHEAD = 16  #: :func:`find_sorted` prefetches the block of query i + 16 while it searches query i
 
 
-@njit(**_JIT)
+@njit(**_NRT_JIT)
 def find_sorted(mk, samples, queries, out):
     """``out[i]`` = position of key queries[i] in main, or -1, for sorted queries (a write batch).
 
@@ -763,7 +766,7 @@ def find_sorted(mk, samples, queries, out):
     _find_sorted_range(mk, samples, queries, out, ZERO, queries.shape[0])
 
 
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **_NRT_JIT)
 def find_sorted_parallel(mk, samples, queries, out, parts):
     """:func:`find_sorted` with the batch cut in ``parts`` contiguous parts (one per thread)."""
     m = queries.shape[0]
@@ -771,7 +774,7 @@ def find_sorted_parallel(mk, samples, queries, out, parts):
         _find_sorted_range(mk, samples, queries, out, m * p // parts, m * (p + 1) // parts)
 
 
-@njit(**_JIT)
+@njit(**_NRT_JIT)
 def _find_sorted_range(mk, samples, queries, out, start, stop):
     """:func:`find_sorted` for ``queries[start:stop]``."""
     n = mk.shape[0]
@@ -869,15 +872,13 @@ def _prefetch_dirs(use_dir, dirs, r, n):
             prefetch(dirs, (r >> DIR_SHIFT) + 1)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
-                  queries, out, found, start, stop):
+                  queries, out, found, start, stop, qbuf, leaf, pos, lo, hi):
     """Values of ``queries[start:stop]``, GROUP lookups at a time in lock-step: the main
     search (:func:`_search_group`), then a main hit prefetches its value and tombstone word,
     a miss the directory entries around its rank and then the delta chunk they point to, and
-    the last phase reads what was prefetched. Its scratch is allocated here, once per call:
-    the parallel kernel calls the serial one per chunk."""
-    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
+    the last phase reads what was prefetched. ``qbuf ... hi``: scratch of :func:`_group_scratch`."""
     n = mk.shape[0]
     k = st[K_CHUNKS]
     for g in range(start, stop, R.GROUP):
@@ -917,12 +918,11 @@ def _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk
                         out[i] = dv[c, j]
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
-                queries, right, out, start, stop):
+                queries, right, out, start, stop, qbuf, leaf, pos, lo, hi):
     """Ranks of ``queries[start:stop]`` (keys < q, or <= q when right): the main search, then
     prefetches of the tombstone counts and of the delta chunk, as in :func:`_lookup_range`."""
-    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
     n = mk.shape[0]
     k = st[K_CHUNKS]
     mode = 1 if right else 0
@@ -958,17 +958,18 @@ def _group_scratch(mk):
             np.empty(R.GROUP, dtype=np.int64), np.empty(R.GROUP, dtype=np.int64))
 
 
-@njit(**_JIT)
+@njit(**_NRT_JIT)
 def lookup_batch(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
                  queries, out, found):
     """``(out[i], found[i])``: the value of key queries[i] among main and the delta, in one pass
     (see :func:`_lookup_range`). Complexity O(m (stages + log window + log(delta keys in
     range)))."""
+    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
     _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
-                  queries, out, found, 0, queries.shape[0])
+                  queries, out, found, ZERO, queries.shape[0], qbuf, leaf, pos, lo, hi)
 
 
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **_NRT_JIT)
 def lookup_batch_parallel(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax,
                           st, queries, out, found):
     """:func:`lookup_batch` split into chunks over the Numba thread pool (each chunk calls the
@@ -981,16 +982,17 @@ def lookup_batch_parallel(meta, params, mk, mv, tbits, has_tombstones, use_dir, 
                      queries[a:b], out[a:b], found[a:b])
 
 
-@njit(**_JIT)
+@njit(**_NRT_JIT)
 def rank_batch(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
                queries, right, out):
     """``out[i]`` = number of keys < queries[i] (<= when right), in one pass (see
     :func:`_rank_range`)."""
+    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
     _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
-                queries, right, out, 0, queries.shape[0])
+                queries, right, out, ZERO, queries.shape[0], qbuf, leaf, pos, lo, hi)
 
 
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **_NRT_JIT)
 def rank_batch_parallel(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum,
                         st, queries, right, out):
     """:func:`rank_batch` split into chunks over the Numba thread pool (each chunk calls the
@@ -1112,7 +1114,7 @@ def _set_anchor_impl(params, pbits, base, a):
     return impl
 
 
-@njit(**_JIT)
+@njit(**_NRT_JIT)
 def leaf_runs(meta, params, keys):
     """``(run_start, run_leaf)``: maximal runs of consecutive keys routed to one leaf.
 
@@ -1145,7 +1147,7 @@ def leaf_runs(meta, params, keys):
     return start[:r + 1].copy(), leaf[:r].copy()
 
 
-@njit(**_JIT)
+@njit(**_NRT_JIT)
 def merge_delta(src_k, src_v, n, tbits, has_tombstones, dk, dv, dn, order, k, meta, params, run_start, run_leaf,
                 kbuf, vbuf, in_place, parallel, out_start, out_leaf):
     """Merge main (``src_k``/``src_v``, n keys) and the delta into ``kbuf``/``vbuf``.
@@ -1211,7 +1213,7 @@ def merge_delta(src_k, src_v, n, tbits, has_tombstones, dk, dv, dn, order, k, me
     return nb
 
 
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **_NRT_JIT)
 def _merge_halves(src_k, src_v, n, d, nruns, split, k, dk, dv, dn, order, meta, params, run_start, run_leaf,
                   kbuf, vbuf, in_place, out_start, out_leaf):
     """The backward merge as two independent halves on two threads; returns the runs' number.
@@ -1512,7 +1514,7 @@ def _refit_one_run_leaves(params, keys, run_start, run_leaf, r0, r1, runs_of, lo
     return total
 
 
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **_NRT_JIT)
 def _refit_one_run_leaves_parallel(params, keys, run_start, run_leaf, nr, runs_of, lo, hi, leaf_base, log2_fixed):
     """:func:`_refit_one_run_leaves` over all runs, REFIT_CHUNK runs a task (leaves are
     independent: each run writes only its own leaf's record)."""
@@ -1523,7 +1525,7 @@ def _refit_one_run_leaves_parallel(params, keys, run_start, run_leaf, nr, runs_o
     return total
 
 
-@njit(**_JIT)
+@njit(**_NRT_JIT)
 def refit_leaves(meta, params, keys, run_start, run_leaf, nr, log2_fixed, parallel):
     """Pass B of a merge: refit every leaf by least squares on its keys, then record its errors.
 

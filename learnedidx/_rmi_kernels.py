@@ -24,7 +24,7 @@ from numba import carray, njit, prange, types
 from numba.extending import overload
 
 from ._pointers import ptr_like
-from ._intrinsics import prefetch, select_unpredictable
+from ._intrinsics import LEAN_JIT, prefetch, select_unpredictable
 from ._search import (
     SEARCH_BINARY,
     binary_search,
@@ -360,13 +360,13 @@ _SEARCH = 2
 _DONE = 3
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def _lookup_range_loop(meta, params, pbits, keys, queries, out, mode, start, end, top):
     for i in range(start, end):
         out[i] = lookup_one(meta, params, pbits, keys, queries[i], mode, top)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def _lookup_range_group(meta, params, pbits, keys, queries, out, mode, start, end, top, sq, sleaf, spos, slo, shi):
     """Answer ``queries[start:end]`` in groups of GROUP lookups that advance in lock-step.
 
@@ -427,7 +427,7 @@ def _prefetch_search(keys, lo, hi, step):
         prefetch(keys, (lo + hi) >> 1)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def _lookup_range_amac(meta, params, pbits, keys, queries, out, mode, start, end, top, sq, sidx, slo, shi, sstate):
     """Answer ``queries[start:end]`` with ``len(sstate)`` interleaved state machines.
 
@@ -555,7 +555,7 @@ def lookup_batch_parallel(meta, params, keys, queries, out, mode, variant, slots
         lookup_batch(meta, params, keys, queries[a:b], out[a:b], mode, variant, slots, top)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def predict_batch(meta, params, queries, pos, lo, hi):
     """Window of every query (no search). Complexity O(m * stages)."""
     pbits = params.view(np.int64)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._intrinsics import select_unpredictable
+from ._intrinsics import LEAN_JIT, select_unpredictable
 
 SEARCH_BINARY = 0  #: branch-free binary search inside the window
 SEARCH_LINEAR = 1  #: linear scan from the window's start (best for windows of a few keys)
@@ -18,7 +18,7 @@ SEARCH_EXPONENTIAL = 2  #: galloping outward from the prediction (best when most
 
 SEARCHES = {"binary": SEARCH_BINARY, "linear": SEARCH_LINEAR, "exponential": SEARCH_EXPONENTIAL}
 
-_JIT = dict(nogil=True, cache=True)
+_JIT = LEAN_JIT  # no kernel here allocates
 
 #: A typed 0 for kernel arguments: Numba compiles a callee once more for a literal 0 argument
 #: (``Literal[int](0)`` is its own type) than for a variable, seconds a key dtype for a large

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._intrinsics import LEAN_JIT
 from ._search import ZERO, before, binary_search, finish, gallop_right
 
 CHUNK = 4096  #: queries per parallel task; each task starts with a full binary search
@@ -30,7 +31,7 @@ WIDTH = 16  #: keys counted branch-free after the previous answer before gallopi
 _JIT = dict(nogil=True, cache=True)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def is_sorted(values) -> bool:
     """True when ``values`` never decreases. O(m), stops at the first descent (random batches:
     after a couple of elements)."""
@@ -58,7 +59,7 @@ def _gallop(keys, queries, out, start, stop, right):
         out[i] = p
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def _sorted_range(keys, queries, out, start, stop, mode):
     if start >= stop:
         return
@@ -71,7 +72,7 @@ def _sorted_range(keys, queries, out, start, stop, mode):
                 out[i] = finish(keys, queries[i], out[i], 2)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def search_sorted(keys, queries, out, mode):
     """Answers for non-decreasing ``queries`` (not checked) into ``out``, in one thread.
 
