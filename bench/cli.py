@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import registry
-from .harness import measure
+from .harness import measure, scalar_floor_ns
 from .report import table, write_files
 
 #: The embedded default: tens of millions of lognormal keys, made on the fly.
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     specs, notes = registry.select(args.indexes)
     started = time.perf_counter()
     results = []
+    floors = {}
     loaded = _load_datasets(args)
     with tqdm(total=len(loaded) * len(specs), desc="bench", unit="index", file=sys.stderr,
               disable=None) as progress:
@@ -122,11 +123,17 @@ def main(argv: list[str] | None = None) -> int:
                                     scalar_lookups=args.scalar_lookups, persist=not args.no_persist))
                 progress.update()
             results += rows
-            tqdm.write(table(rows) + "\n", file=sys.stdout)
+            floor = scalar_floor_ns(keys, expected, args.scalar_lookups)
+            floors[name] = None if floor is None else round(floor, 1)
+            floor_line = "" if floor is None else (
+                f"scalar floor: {floor:.0f} ns a call (a compiled call from a Python loop that only reads each "
+                f"answer's key: no index's scalar lookup costs less)\n")
+            tqdm.write(table(rows) + "\n" + floor_line, file=sys.stdout)
     for note in notes:
         print(f"note: {note}")
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     settings["elapsed_s"] = round(time.perf_counter() - started, 1)
+    settings["scalar_floor_ns"] = floors
     paths = write_files(results, args.out, settings, notes)
     print(f"wrote {', '.join(str(p) for p in paths)} in {settings['elapsed_s']} s")
     wrong = [r for r in results if r.note.startswith("WRONG")]

@@ -11,7 +11,7 @@ import pytest
 from baselines import BinarySearch, BTree, NumpySearchsorted
 from bench import registry
 from bench.cli import main
-from bench.harness import measure
+from bench.harness import _read_byte, measure, scalar_floor_ns
 from bench.registry import IndexSpec
 from learnedidx import RMI
 
@@ -41,8 +41,18 @@ def test_quick_run_writes_every_output(tmp_path, capsys):
             assert float(r["load_ms"]) > 0 and float(r["first_lookup_after_load_us"]) > 0
     meta = json.load(open(tmp_path / "results.json"))
     assert meta["machine"]["numba"] and meta["settings"]["quick"] is True
+    assert meta["settings"]["scalar_floor_ns"]["lognormal_50K_uint64"] > 0
+    assert "scalar floor:" in out
     assert {"loop_ns", "batch_ns", "batch_variant"} <= set(meta["results"][0])
     assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scalar_floor_reads_the_answers_keys():
+    keys = np.arange(10, 20, dtype=np.int16)
+    assert _read_byte(keys.ctypes.data, keys.nbytes, 2 * 3) == 13  # low byte of keys[3]
+    assert scalar_floor_ns(keys, np.array([0, 9, 10]), 3) > 0  # position n (an answer past the end) is read as n - 1
+    assert scalar_floor_ns(keys[:0], np.array([0]), 1) is None
+    assert scalar_floor_ns(keys, np.array([], dtype=np.int64), 5) is None
 
 
 def test_a_wrong_index_gets_no_time():
