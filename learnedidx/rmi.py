@@ -56,21 +56,23 @@ class RMIConfig:
             prefetched step at a time) or ``"auto"`` (the default): ``"group"`` when 99% of
             the keys' windows are narrower than 32 keys (four cache lines, fetched at once),
             else ``"amac"``. Measured on lognormal keys, 1M random lookups, one thread
-            (``python -m bench.kernels rmi --n 100M --threads 1``), ns/lookup:
+            (``python -m bench.kernels rmi --n 100M --threads 1``; a 2-vCPU Intel Xeon VM,
+            kernels without reference counting), ns/lookup:
 
             ============  ========  ======  =====  ======  ======  =====
             keys          per leaf  loop    group  amac 8  amac16  BTree
             ============  ========  ======  =====  ======  ======  =====
-            10M           128       400     99     92      82      121
-            10M           2048      377     276    138     124     121
-            100M          128       601     152    174     169     175
-            100M          2048      654     312    223     199     175
+            10M           128       362     111    120     109     165
+            10M           2048      648     337    187     178     165
+            100M          128       372     135    167     171     207
+            100M          2048      627     363    233     234     207
             ============  ========  ======  =====  ======  ======  =====
 
-            Wide windows need AMAC (halving steps that each prefetch); on narrow ones the two
-            are within the run-to-run noise of this shared machine.
-        slots: state machines of the ``"amac"`` variant. 16 measured best or level with 8 and
-            32 (table above): enough misses in flight, few enough to stay in L1.
+            Wide windows need AMAC (halving steps that each prefetch); on narrow ones the group
+            variant is level with it or faster.
+        slots: state machines of the ``"amac"`` variant. 8, 16 and 32 came within 15% of each
+            other in the runs above (``bench.kernels`` also times 32): enough misses in flight,
+            few enough to stay in L1.
     """
 
     stages: tuple = ("linear", "linear", "linear")
