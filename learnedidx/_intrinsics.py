@@ -37,8 +37,9 @@ from numba.extending import intrinsic
 #: (lognormal keys, 1M lookups, one thread): at 1M keys the RMI's lookup loop 404 -> 216 ns and
 #: prediction alone 139 -> 40 ns; at 100M keys RMI batch 189 -> 141 and loop 651 -> 419 ns,
 #: BTree batch 300 -> 212, the binary search one lookup at a time 2563 -> 1505 ns. Arrays such a
-#: kernel is given are borrowed from its caller, which keeps them alive. Allocating in it, or
-#: calling a kernel that allocates (compiled with its caller's setting), fails to compile.
+#: kernel is given are borrowed from its caller, which keeps them alive. Allocating in it fails
+#: to compile, and so does calling a kernel that allocates without setting ``_nrt`` itself
+#: (Numba's callees inherit the caller's setting unless they set their own).
 LEAN_JIT = dict(nogil=True, cache=True, _nrt=False)
 
 _I32 = ir.IntType(32)
