@@ -112,9 +112,8 @@ class KeyValueIndex:
         Through the scalar entry point (:meth:`_scalar_kernel`, installed by the caller) when
         the index has one: one compiled scalar kernel serves the fast paths and numpy scalars.
         """
-        kernel = self._scalar_entry_point()
-        if kernel is not None:
-            entry, a0, a1, a2 = kernel
+        if self._scalar_entry is not None:
+            entry, a0, a1, a2 = self._scalar_entry
             return int(entry(a0, a1, a2, q, mode))
         if mode == FIND:
             pos = int(self._search_array(np.array([q], dtype=self._keys.dtype), LEFT)[0])
@@ -270,6 +269,8 @@ class KeyValueIndex:
             if forced is not None:
                 out[forced] = len(self._keys) if mode == LEFT else 0
             return out.reshape(arr.shape)
+        if self._scalar_entry is _UNBOUND:
+            self._install_fast_paths()
         value, status, _ = coerce_scalar(q, self._keys.dtype, mode)
         if status == ANSWER_ZERO:
             return 0
@@ -280,6 +281,8 @@ class KeyValueIndex:
     def _find(self, q) -> int:
         if isinstance(q, np.ndarray) and q.ndim:
             raise TypeError("a key must be a scalar; use contains() or get_batch() for arrays")
+        if self._scalar_entry is _UNBOUND:
+            self._install_fast_paths()
         value, status, exact = coerce_scalar(q, self._keys.dtype, LEFT)
         if status != 0 or not exact:
             return -1
@@ -345,49 +348,27 @@ class KeyValueIndex:
         return out
 
     def _bind_fast_paths(self) -> None:
-        """Install the scalar fast paths (after building, loading or unpickling) without
-        compiling anything: the scalar kernel compiles or loads at the first scalar query
-        (:meth:`_scalar_entry_point`), so an index used only for batches never compiles it
-        (seconds a key dtype on a cold cache)."""
+        """Forget the scalar kernel and fast paths (after building, loading or unpickling): the
+        next scalar query compiles or loads the kernel (:meth:`_install_fast_paths`), so an
+        index used only for batches never compiles it (seconds a key dtype on a cold cache)."""
         self._scalar_entry = _UNBOUND
         for name in ("lower_bound", "upper_bound", "_find"):
             self.__dict__.pop(name, None)
-        if type(self)._scalar_kernel is not KeyValueIndex._scalar_kernel:
-            self._install_fast_paths()
-
-    def _scalar_entry_point(self):
-        """:attr:`_scalar_entry`, compiling (or loading) the scalar kernel at the first call."""
-        if self._scalar_entry is _UNBOUND:
-            self._scalar_entry = self._scalar_kernel()
-        return self._scalar_entry
 
     def _install_fast_paths(self) -> None:
-        """Install per-instance ``lower_bound``, ``upper_bound`` and ``_find`` that skip
-        coercion for plain Python numbers.
+        """Compile (or load) the scalar kernel and install per-instance scalar methods that skip
+        coercion for plain Python numbers; sets :attr:`_scalar_entry`.
 
         ``lower_bound(5)`` on integer keys then costs a type check, a range check and the
-        compiled call: no numpy scalar is created and no dispatcher type resolution runs. The
-        first fast call compiles the kernel and rebinds the entry point all three share, so a
-        method taken before any query (``f = idx.lower_bound``) is as fast as one taken after.
+        compiled call: no numpy scalar is created and no dispatcher type resolution runs.
         """
-        dtype = self._keys.dtype
-        if dtype.kind not in "iu" and dtype != np.float64:
+        kernel = self._scalar_entry = self._scalar_kernel()
+        if kernel is None:
             return
+        entry, a0, a1, a2 = kernel
+        dtype = self._keys.dtype
         general = self._answer
         find_general = self._find
-        search_scalar = self._search_scalar
-        entry = a0 = a1 = a2 = None
-
-        def first_call(_a0, _a1, _a2, q, mode):
-            nonlocal entry, a0, a1, a2
-            kernel = self._scalar_entry_point()
-            if kernel is None:  # no compiled entry point after all: the coerced path
-                entry = lambda _a0, _a1, _a2, q, mode: search_scalar(q, mode)  # noqa: E731
-            else:
-                entry, a0, a1, a2 = kernel
-            return entry(a0, a1, a2, q, mode)
-
-        entry = first_call
         if dtype.kind in "iu":
             info = np.iinfo(dtype)
             kmin, kmax = int(info.min), int(info.max)
@@ -407,7 +388,7 @@ class KeyValueIndex:
                     return entry(a0, a1, a2, q, FIND)
                 return find_general(q)
 
-        else:
+        elif dtype == np.float64:
 
             def lower_bound(q):
                 if type(q) is float and q == q:
@@ -424,6 +405,8 @@ class KeyValueIndex:
                     return entry(a0, a1, a2, q, FIND)
                 return find_general(q)
 
+        else:
+            return
         lower_bound.__doc__ = KeyValueIndex.lower_bound.__doc__
         upper_bound.__doc__ = KeyValueIndex.upper_bound.__doc__
         self.lower_bound = lower_bound

@@ -337,26 +337,3 @@ def test_any_leaf_error_bounds_keep_answers_exact(bounds):
             bound = idx.lower_bound if side == "left" else idx.upper_bound
             assert np.array_equal(bound(queries), expected)
             assert [bound(int(q)) for q in queries[::7]] == expected[::7].tolist()
-
-
-@pytest.mark.parametrize("make", ["RMI", "BTree", "BinarySearch"])
-def test_a_scalar_method_taken_before_any_query_is_the_fast_path(make, monkeypatch):
-    """``f = idx.lower_bound`` before the first query: once the kernel is compiled, f answers
-    Python ints without the coercion of the general path (it used to keep that path)."""
-    import baselines
-    import learnedidx.base as base
-
-    cls = RMI if make == "RMI" else getattr(baselines, make)
-    keys = np.arange(0, 3000, 3, dtype=np.int64)
-    idx = cls(keys)
-    lower, upper, find = idx.lower_bound, idx.upper_bound, idx._find
-    assert lower(7) == 3  # the first call compiles (or loads) the scalar kernel
-
-    def no_coercion(*args, **kwargs):
-        raise AssertionError("a Python int in range took the coerced path")
-
-    monkeypatch.setattr(base, "coerce_scalar", no_coercion)
-    for q in (-5, 0, 3, 4, 2997, 2998, 10**9):
-        assert lower(q) == np.searchsorted(keys, q, "left")
-        assert upper(q) == np.searchsorted(keys, q, "right")
-        assert find(q) == (q // 3 if 0 <= q < 3000 and q % 3 == 0 else -1)
