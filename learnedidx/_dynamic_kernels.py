@@ -43,10 +43,10 @@ from ._pointers import ptr_like
 from ._intrinsics import LEAN_JIT, prefetch
 from ._search import ZERO, binary_search, search_window
 
-_JIT = LEAN_JIT
-#: Kernels that allocate, run in parallel or call one that does. (A kernel without ``_nrt`` set
-#: inherits its caller's setting: called from a lean kernel, its allocation fails to compile.)
-_NRT_JIT = dict(nogil=True, cache=True)
+#: Kernels that allocate, run in parallel or call one that does; the others are lean
+#: (``LEAN_JIT``). A kernel without ``_nrt`` set inherits its caller's setting: called from a
+#: lean kernel, its allocation fails to compile.
+_JIT = dict(nogil=True, cache=True)
 
 # Slots of the delta counter array ``st``.
 K_CHUNKS = 0  #: chunks in use (order positions 0..K_CHUNKS-1)
@@ -73,7 +73,7 @@ ABSENT = -1  #: location of an absent key; main positions are >= 0, delta slots 
 # --- bits ---------------------------------------------------------------------------------
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def popcount(x):
     """Number of set bits of a uint64 (LLVM turns this into one popcnt instruction)."""
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
@@ -82,13 +82,13 @@ def popcount(x):
     return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def t_test(tbits, p):
     """True when main position p is tombstoned."""
     return (tbits[p >> 6] >> np.uint64(p & 63)) & np.uint64(1) != np.uint64(0)
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def t_below(tbits, tcum, p):
     """Number of tombstoned main positions < p (0 <= p <= n)."""
     b = p >> BLOCK_SHIFT
@@ -102,7 +102,7 @@ def t_below(tbits, tcum, p):
     return count
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def t_fix(tbits, tcum, start_block):
     """Recompute ``tcum`` from ``start_block`` on; returns the total tombstone count."""
     nb = tcum.shape[0] - 1
@@ -114,14 +114,14 @@ def t_fix(tbits, tcum, start_block):
     return tcum[nb]
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def t_set_many(tbits, positions):
     """Set the tombstone bit of every position (each must be clear)."""
     for p in positions:
         tbits[p >> 6] |= np.uint64(1) << np.uint64(p & 63)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def t_clear_many(tbits, positions):
     """Clear the tombstone bit of every position that has it; returns how many were set."""
     cleared = 0
@@ -133,7 +133,7 @@ def t_clear_many(tbits, positions):
     return cleared
 
 
-@njit(**_NRT_JIT)
+@njit(**_JIT)
 def t_positions(tbits, n):
     """Sorted positions of every tombstone (for saving and checks)."""
     count = 0
@@ -154,7 +154,7 @@ def t_positions(tbits, n):
 # --- the chunked delta --------------------------------------------------------------------
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def _chunk_bound(dk, c, m, q, right):
     """First slot in chunk c (of m keys) whose key is >= q (> q when right)."""
     lo = 0
@@ -169,7 +169,7 @@ def _chunk_bound(dk, c, m, q, right):
     return lo
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def _order_bound(dmax, k, q, right):
     """First order position whose chunk's largest key is >= q (> q when right); k when none."""
     lo = 0
@@ -184,7 +184,7 @@ def _order_bound(dmax, k, q, right):
     return lo
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def d_find(dk, dn, order, dmax, k, q):
     """Flat slot ``c * C + j`` of key q in the delta, or -1."""
     o = _order_bound(dmax, k, q, False)
@@ -197,7 +197,7 @@ def d_find(dk, dn, order, dmax, k, q):
     return -1
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def d_rank(dk, dn, order, dmax, dcum, k, d, q, right):
     """Number of delta keys < q (<= q when right)."""
     o = _order_bound(dmax, k, q, right)
@@ -207,7 +207,7 @@ def d_rank(dk, dn, order, dmax, dcum, k, d, q, right):
     return dcum[o] + _chunk_bound(dk, c, dn[c], q, right)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def d_fix(dn, order, dcum, st):
     """Recompute ``dcum`` from the first order position that changed."""
     k = st[K_CHUNKS]
@@ -216,13 +216,13 @@ def d_fix(dn, order, dcum, st):
     st[DIRTY] = k
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def _dirty(st, o):
     if o < st[DIRTY]:
         st[DIRTY] = o
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def d_insert(dk, dv, dn, order, dmax, free, st, q, v):
     """Insert key q (absent from the delta) with value v; needs one free chunk.
 
@@ -284,7 +284,7 @@ def d_insert(dk, dv, dn, order, dmax, free, st, q, v):
     st[D_KEYS] += 1
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def d_remove(dk, dv, dn, order, dmax, free, st, q):
     """Remove key q from the delta; returns False when it is absent. Complexity O(log k + C)."""
     k = st[K_CHUNKS]
@@ -315,7 +315,7 @@ def d_remove(dk, dv, dn, order, dmax, free, st, q):
     return True
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def d_upsert_sorted(dk, dv, dn, order, dmax, free, st, keys, vals):
     """Upsert sorted unique keys one by one; returns how many were new.
 
@@ -334,7 +334,7 @@ def d_upsert_sorted(dk, dv, dn, order, dmax, free, st, keys, vals):
     return inserted
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def d_find_many(dk, dn, order, dmax, st, keys, out):
     """``out[i]`` = flat slot of keys[i] in the delta, or -1."""
     k = st[K_CHUNKS]
@@ -342,20 +342,20 @@ def d_find_many(dk, dn, order, dmax, st, keys, out):
         out[i] = d_find(dk, dn, order, dmax, k, keys[i])
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def d_remove_many(dk, dv, dn, order, dmax, free, st, keys):
     """Remove every key (each must be in the delta)."""
     for q in keys:
         d_remove(dk, dv, dn, order, dmax, free, st, q)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def d_bulk_chunks(dk, dn, order, dmax, st, keys, fill):
     """Upper bound on the chunks :func:`d_bulk_upsert` needs for sorted ``keys``: O(k + b)."""
     return _chunks_needed(dk, dn, order, dmax, 0, st[K_CHUNKS], keys, 0, keys.shape[0], fill)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def _chunks_needed(dk, dn, order, dmax, o_lo, o_hi, keys, b_lo, b_hi, fill):
     """:func:`d_bulk_chunks` for chunk positions ``o_lo:o_hi`` and batch keys ``b_lo:b_hi``
     (the last chunk of the range takes every key left)."""
@@ -378,7 +378,7 @@ def _chunks_needed(dk, dn, order, dmax, o_lo, o_hi, keys, b_lo, b_hi, fill):
     return total
 
 
-@njit(**_NRT_JIT)
+@njit(**_JIT)
 def d_bulk_upsert(dk, dv, dn, order, dmax, free, st, keys, vals, fill, order2, dmax2, tk, tv, parallel):
     """Upsert sorted unique keys chunk by chunk, in place; returns how many were new.
 
@@ -408,7 +408,7 @@ def d_bulk_upsert(dk, dv, dn, order, dmax, free, st, keys, vals, fill, order2, d
     return inserted
 
 
-@njit(parallel=True, **_NRT_JIT)
+@njit(parallel=True, **_JIT)
 def _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, top, keys, vals, fill, order2, dmax2, tk, tv):
     """:func:`_bulk_upsert_range` for the lower and the upper half of the chunks on two threads;
     returns ``(chunks, inserted, free top)`` like it.
@@ -450,7 +450,7 @@ def _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, top, keys, vals, fill,
     return w_low + results[1, 0], results[0, 1] + results[1, 1], high_top + left
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def _bulk_upsert_range(dk, dv, dn, order, dmax, o_lo, o_hi, keys, vals, b_lo, b_hi, fill, free, top, order2,
                        dmax2, w2, tk, tv):
     """The chunks at order positions ``o_lo:o_hi`` take the batch keys ``b_lo:b_hi`` (the last
@@ -538,7 +538,7 @@ def _bulk_upsert_range(dk, dv, dn, order, dmax, o_lo, o_hi, keys, vals, b_lo, b_
     return w2, inserted, top
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def d_bulk_remove(dk, dv, dn, order, dmax, free, st, keys):
     """Remove sorted unique keys (absent ones are skipped) chunk by chunk, in place; empty
     chunks return to the free stack. Returns how many were removed. Complexity O(k + b + C *
@@ -589,7 +589,7 @@ def d_bulk_remove(dk, dv, dn, order, dmax, free, st, keys):
 DIR_SHIFT = 6  #: one directory entry per 64 main positions
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def dir_build(samples, n, dk, dn, order, k, dirs):
     """``dirs[b]`` = order slot ``o * C + j`` of the first delta key >= ``samples[b]``, the main
     key at position ``b << DIR_SHIFT`` (``k * C``, the end, for the entries past main).
@@ -612,7 +612,7 @@ def dir_build(samples, n, dk, dn, order, k, dirs):
         dirs[b] = o * cap_c + j
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def d_locate_in(dk, dn, order, dmax, k, lo, hi, q, right):
     """``(o, j)``: the first delta key >= q (> q when right) is slot j of order position o,
     knowing it lies in order slots [lo, hi] (``hi`` may be ``k * C``, the end); ``o == k`` when
@@ -651,7 +651,7 @@ def d_locate_in(dk, dn, order, dmax, k, lo, hi, q, right):
     return a, _chunk_bound(dk, order[a], dn[order[a]], q, right)
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def _dir_range(use_dir, dirs, p, n, end):
     """Order slots [lo, hi] that hold every delta key between main keys p - 1 and p (the
     whole delta without the directory)."""
@@ -662,7 +662,7 @@ def _dir_range(use_dir, dirs, p, n, end):
     return lo, hi
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def rank_post(main_rank, queries, right, n, tbits, tcum, use_dir, dirs, dk, dn, order, dmax, dcum, st, out):
     """Ranks from main ranks (in place in ``out``, which may be ``main_rank``):
     ``main_rank - tombstones below + delta rank``, the delta searched through the directory
@@ -683,14 +683,14 @@ def _ordered(k):
     """An integer key as uint64, order kept (signed keys with the sign bit flipped)."""
 
 
-@overload(_ordered, jit_options=_JIT)
+@overload(_ordered, jit_options=LEAN_JIT)
 def _ordered_impl(k):
     if k.signed:
         return lambda k: np.uint64(np.int64(k)) ^ np.uint64(1 << 63)
     return lambda k: np.uint64(k)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def pack_batch(keys, packed):
     """Pack integer ``keys`` for one sort of uint64 words: ``packed[i]`` = the key's offset from
     the smallest key, cut to its top ``64 - b`` bits, then the index i in the low b bits (b
@@ -720,7 +720,7 @@ def pack_batch(keys, packed):
     return b
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def unpack_batch(packed, b, keys, vals, out_k, out_v):
     """Keys and values in the order of the sorted ``packed`` (see :func:`pack_batch`), keys that
     shared their packed top bits put in order by insertion (stable: equal keys keep batch
@@ -752,7 +752,7 @@ def unpack_batch(packed, b, keys, vals, out_k, out_v):
 FIND_AHEAD = 16  #: :func:`find_sorted` prefetches the block of query i + 16 while it searches query i
 
 
-@njit(**_NRT_JIT)
+@njit(**_JIT)
 def find_sorted(mk, samples, queries, out):
     """``out[i]`` = position of key queries[i] in main, or -1, for sorted queries (a write batch).
 
@@ -766,7 +766,7 @@ def find_sorted(mk, samples, queries, out):
     _find_sorted_range(mk, samples, queries, out, ZERO, queries.shape[0], np.empty(2 * FIND_AHEAD, dtype=np.int64))
 
 
-@njit(parallel=True, **_NRT_JIT)
+@njit(parallel=True, **_JIT)
 def find_sorted_parallel(mk, samples, queries, out, parts):
     """:func:`find_sorted` with the batch cut in ``parts`` contiguous parts (one per thread)."""
     m = queries.shape[0]
@@ -775,7 +775,7 @@ def find_sorted_parallel(mk, samples, queries, out, parts):
                            np.empty(2 * FIND_AHEAD, dtype=np.int64))
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def _find_sorted_range(mk, samples, queries, out, start, stop, first):
     """:func:`find_sorted` for ``queries[start:stop]``; ``first`` (2 * FIND_AHEAD) is scratch."""
     n = mk.shape[0]
@@ -813,7 +813,7 @@ def _find_sorted_range(mk, samples, queries, out, start, stop, first):
 # --- batch reads: main's RMI, then the delta ------------------------------------------------
 
 
-@njit(**_JIT)  # not inlined: one compiled copy for _lookup_range and _rank_range
+@njit(**LEAN_JIT)  # not inlined: one compiled copy for _lookup_range and _rank_range
 def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, hi):
     """Main ranks of ``queries[g:top]`` (mode 0: keys < q, 1: keys <= q) into ``pos``.
 
@@ -850,7 +850,7 @@ def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, 
             pos[x] = search_window(mk, qbuf[x], pos[x], lo[x], hi[x], False, plan.method)
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def _prefetch_delta(use_dir, dirs, dk, order, k, r, n, x, lo, hi):
     """Prefetch the delta chunk where keys between main ranks r - 1 and r sit (the directory
     entries were prefetched a phase earlier); keep the order-slot range in lo/hi[x]."""
@@ -863,7 +863,7 @@ def _prefetch_delta(use_dir, dirs, dk, order, k, r, n, x, lo, hi):
         prefetch(dk.reshape(dk.size), order[o1] * cap_c + a - o1 * cap_c)
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def _prefetch_dirs(use_dir, dirs, r, n):
     if use_dir:
         if r > 0:
@@ -872,7 +872,7 @@ def _prefetch_dirs(use_dir, dirs, r, n):
             prefetch(dirs, (r >> DIR_SHIFT) + 1)
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
                   queries, out, found, start, stop, qbuf, leaf, pos, lo, hi):
     """Values of ``queries[start:stop]``, GROUP lookups at a time in lock-step: the main
@@ -918,7 +918,7 @@ def _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk
                         out[i] = dv[c, j]
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
                 queries, right, out, start, stop, qbuf, leaf, pos, lo, hi):
     """Ranks of ``queries[start:stop]`` (keys < q, or <= q when right): the main search, then
@@ -958,7 +958,7 @@ def _group_scratch(mk):
             np.empty(R.GROUP, dtype=np.int64), np.empty(R.GROUP, dtype=np.int64))
 
 
-@njit(**_NRT_JIT)
+@njit(**_JIT)
 def lookup_batch(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
                  queries, out, found):
     """``(out[i], found[i])``: the value of key queries[i] among main and the delta, in one pass
@@ -969,7 +969,7 @@ def lookup_batch(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk,
                   queries, out, found, ZERO, queries.shape[0], qbuf, leaf, pos, lo, hi)
 
 
-@njit(parallel=True, **_NRT_JIT)
+@njit(parallel=True, **_JIT)
 def lookup_batch_parallel(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax,
                           st, queries, out, found):
     """:func:`lookup_batch` split into chunks over the Numba thread pool (each chunk calls the
@@ -982,7 +982,7 @@ def lookup_batch_parallel(meta, params, mk, mv, tbits, has_tombstones, use_dir, 
                      queries[a:b], out[a:b], found[a:b])
 
 
-@njit(**_NRT_JIT)
+@njit(**_JIT)
 def rank_batch(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
                queries, right, out):
     """``out[i]`` = number of keys < queries[i] (<= when right), in one pass (see
@@ -992,7 +992,7 @@ def rank_batch(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk,
                 queries, right, out, ZERO, queries.shape[0], qbuf, leaf, pos, lo, hi)
 
 
-@njit(parallel=True, **_NRT_JIT)
+@njit(parallel=True, **_JIT)
 def rank_batch_parallel(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum,
                         st, queries, right, out):
     """:func:`rank_batch` split into chunks over the Numba thread pool (each chunk calls the
@@ -1005,7 +1005,7 @@ def rank_batch_parallel(meta, params, mk, tbits, tcum, has_tombstones, use_dir, 
                    queries[a:b], right, out[a:b])
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def d_flatten(dk, dv, dn, order, k, out_k, out_v):
     """Copy the delta into flat sorted arrays."""
     w = 0
@@ -1018,7 +1018,7 @@ def d_flatten(dk, dv, dn, order, k, out_k, out_v):
     return w
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def d_rebuild(dk, dv, dn, order, dmax, dcum, free, st, keys, vals, fill):
     """Lay flat sorted unique keys out in chunks of ``fill`` keys (the pool must hold them)."""
     cap = dk.shape[0]
@@ -1050,7 +1050,7 @@ def d_rebuild(dk, dv, dn, order, dmax, dcum, free, st, keys, vals, fill):
 # --- main ---------------------------------------------------------------------------------
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def materialize(mk, mv, tbits, i0, i1, dk, dv, dn, order, dcum, k, r0, r1, out_k, out_v):
     """Merge live main keys ``[i0, i1)`` with delta keys of ranks ``[r0, r1)`` into out."""
     # First order position holding delta rank r0.
@@ -1102,7 +1102,7 @@ def _set_anchor(params, pbits, base, a):
     """Store anchor key a in a record's first slot as the kernels read it."""
 
 
-@overload(_set_anchor, jit_options=_JIT)
+@overload(_set_anchor, jit_options=LEAN_JIT)
 def _set_anchor_impl(params, pbits, base, a):
     if isinstance(a, types.Float):
         def impl(params, pbits, base, a):
@@ -1114,7 +1114,7 @@ def _set_anchor_impl(params, pbits, base, a):
     return impl
 
 
-@njit(**_NRT_JIT)
+@njit(**_JIT)
 def leaf_runs(meta, params, keys):
     """``(run_start, run_leaf)``: maximal runs of consecutive keys routed to one leaf.
 
@@ -1147,7 +1147,7 @@ def leaf_runs(meta, params, keys):
     return start[:r + 1].copy(), leaf[:r].copy()
 
 
-@njit(**_NRT_JIT)
+@njit(**_JIT)
 def merge_delta(src_k, src_v, n, tbits, has_tombstones, dk, dv, dn, order, k, meta, params, run_start, run_leaf,
                 kbuf, vbuf, in_place, parallel, out_start, out_leaf):
     """Merge main (``src_k``/``src_v``, n keys) and the delta into ``kbuf``/``vbuf``.
@@ -1213,7 +1213,7 @@ def merge_delta(src_k, src_v, n, tbits, has_tombstones, dk, dv, dn, order, k, me
     return nb
 
 
-@njit(parallel=True, **_NRT_JIT)
+@njit(parallel=True, **_JIT)
 def _merge_halves(src_k, src_v, n, d, nruns, split, k, dk, dv, dn, order, meta, params, run_start, run_leaf,
                   kbuf, vbuf, in_place, out_start, out_leaf):
     """The backward merge as two independent halves on two threads; returns the runs' number.
@@ -1263,7 +1263,7 @@ def _merge_halves(src_k, src_v, n, d, nruns, split, k, dk, dv, dn, order, meta, 
     return nb
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def _merge_back(kbuf, vbuf, saved_k, saved_v, lo, offset, stage, i, w, r, o_lo, o_hi, dk, dv, dn, order, meta,
                 params, run_start, run_leaf, out_start, out_leaf):
     """Merge main keys ``lo..i`` and delta chunks ``o_lo:o_hi`` backward into kbuf/vbuf, the
@@ -1346,7 +1346,7 @@ def _merge_back(kbuf, vbuf, saved_k, saved_v, lo, offset, stage, i, w, r, o_lo, 
     return nb
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def _move_above(src_k, src_v, offset, kbuf, vbuf, i, a, w, q, have_q):
     """Move the main keys at positions i, i-1, ... down to a (read from src at position -
     offset) up to w, w-1, ..., stopping at the first not above q when ``have_q``; returns the
@@ -1366,7 +1366,7 @@ def _move_above(src_k, src_v, offset, kbuf, vbuf, i, a, w, q, have_q):
     return i, w
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def _reverse_runs(out_start, out_leaf, nb):
     """Runs recorded top down, in forward order."""
     for x in range(nb // 2):
@@ -1378,7 +1378,7 @@ def _reverse_runs(out_start, out_leaf, nb):
 LOG2_SCALE = 1 << 20  #: the merge sums log2(error + 1) in fixed point: integer adds, no float chain
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def _fit_sums(params, pbits, base, keys, a, b, first):
     """Least-squares sums over keys[a:b] (every FIT_STRIDE-th key of a long run) of x = key -
     anchor (the record's) and y = position - first: ``(m, sx, sxx, sxy, sy)``."""
@@ -1402,7 +1402,7 @@ def _fit_sums(params, pbits, base, keys, a, b, first):
     return m, sx, sxx, sxy, sy
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def _set_line(params, base, first, m, sx, sxx, sxy, sy):
     """The least-squares line through the sums (a constant at ``first`` when it degenerates)."""
     var = sxx - sx * sx / m
@@ -1423,7 +1423,7 @@ def _span_fits(last, abits):
     above the anchor: :func:`_offset` may then convert the difference as a signed integer."""
 
 
-@overload(_span_fits, jit_options=_JIT)
+@overload(_span_fits, jit_options=LEAN_JIT)
 def _span_fits_impl(last, abits):
     if isinstance(last, types.Integer):
         if last.signed:
@@ -1439,7 +1439,7 @@ def _offset(q, abits, aval, fits):
     about 15% faster)."""
 
 
-@overload(_offset, jit_options=_JIT)
+@overload(_offset, jit_options=LEAN_JIT)
 def _offset_impl(q, abits, aval, fits):
     if isinstance(q, types.Integer):
         if q.signed:
@@ -1457,7 +1457,7 @@ def _offset_impl(q, abits, aval, fits):
     return lambda q, abits, aval, fits: R.key_offset(q, abits, aval)
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def _run_errors(params, pbits, base, keys, a, b, n, log2_fixed):
     """``(lo, hi, sum)`` over keys[a:b] (all at or above the leaf's anchor) of e = position -
     prediction, with the expression inference evaluates: ``lo <= e < hi`` for every key. The
@@ -1492,7 +1492,7 @@ def _run_errors(params, pbits, base, keys, a, b, n, log2_fixed):
 REFIT_CHUNK = 1024  #: runs per task of the parallel refit
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def _refit_one_run_leaves(params, keys, run_start, run_leaf, r0, r1, runs_of, lo, hi, leaf_base, log2_fixed):
     """Fit and check every leaf that has a single run among runs ``r0:r1``, in one visit (its
     keys still in cache from the fit); returns their fixed-point log2 error sum."""
@@ -1514,7 +1514,7 @@ def _refit_one_run_leaves(params, keys, run_start, run_leaf, r0, r1, runs_of, lo
     return total
 
 
-@njit(parallel=True, **_NRT_JIT)
+@njit(parallel=True, **_JIT)
 def _refit_one_run_leaves_parallel(params, keys, run_start, run_leaf, nr, runs_of, lo, hi, leaf_base, log2_fixed):
     """:func:`_refit_one_run_leaves` over all runs, REFIT_CHUNK runs a task (leaves are
     independent: each run writes only its own leaf's record)."""
@@ -1525,7 +1525,7 @@ def _refit_one_run_leaves_parallel(params, keys, run_start, run_leaf, nr, runs_o
     return total
 
 
-@njit(**_NRT_JIT)
+@njit(**_JIT)
 def refit_leaves(meta, params, keys, run_start, run_leaf, nr, log2_fixed, parallel):
     """Pass B of a merge: refit every leaf by least squares on its keys, then record its errors.
 
@@ -1623,7 +1623,7 @@ def refit_leaves(meta, params, keys, run_start, run_leaf, nr, log2_fixed, parall
 # --- scalar entry points (arrays by address, see learnedidx._pointers) ---------------------
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def _views(h, q):
     """The arrays named by header h, rebuilt from their addresses."""
     n = h[H_N]

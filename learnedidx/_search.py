@@ -18,15 +18,13 @@ SEARCH_EXPONENTIAL = 2  #: galloping outward from the prediction (best when most
 
 SEARCHES = {"binary": SEARCH_BINARY, "linear": SEARCH_LINEAR, "exponential": SEARCH_EXPONENTIAL}
 
-_JIT = LEAN_JIT  # no kernel here allocates
-
 #: A typed 0 for kernel arguments: Numba compiles a callee once more for a literal 0 argument
 #: (``Literal[int](0)`` is its own type) than for a variable, seconds a key dtype for a large
 #: kernel; a numpy scalar global is typed int64.
 ZERO = np.int64(0)
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def before(key, q, right):
     """True when ``key`` lies before the answer position for query ``q``."""
     if right:
@@ -34,7 +32,7 @@ def before(key, q, right):
     return key < q
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def binary_search(keys, q, lo, hi, right):
     """First position in ``[lo, hi]`` not before q, assuming the answer lies in ``[lo, hi]``.
 
@@ -53,7 +51,7 @@ def binary_search(keys, q, lo, hi, right):
     return base
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def linear_search(keys, q, lo, hi, right):
     """First position in ``[lo, hi]`` not before q, scanning up from lo. Complexity O(hi - lo)."""
     i = lo
@@ -62,7 +60,7 @@ def linear_search(keys, q, lo, hi, right):
     return i
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def gallop_right(keys, q, start, hi, right):
     """First position in ``[start, hi]`` not before q, probing start, start+1, start+3, ...
 
@@ -82,7 +80,7 @@ def gallop_right(keys, q, start, hi, right):
     return hi
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def gallop_left(keys, q, lo, end, right):
     """First position in ``[lo, end]`` not before q, probing end-1, end-2, end-4, ...
 
@@ -101,7 +99,7 @@ def gallop_left(keys, q, lo, end, right):
     return lo
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def search_window(keys, q, pos, lo, hi, right, method):
     """Answer for q given a predicted position and window ``[lo, hi]`` (0 <= lo <= hi <= n).
 
@@ -125,7 +123,7 @@ def search_window(keys, q, pos, lo, hi, right, method):
     return leave_window(keys, q, r, lo, hi, right)
 
 
-@njit(inline="always", **_JIT)
+@njit(inline="always", **LEAN_JIT)
 def leave_window(keys, q, r, lo, hi, right):
     """r, the answer found inside window ``[lo, hi]``, or, when r sits on an edge whose
     neighbour shows the window missed the answer, the answer galloped to from that edge.
@@ -138,7 +136,7 @@ def leave_window(keys, q, r, lo, hi, right):
     return r
 
 
-@njit(**_JIT)
+@njit(**LEAN_JIT)
 def finish(keys, q, r, mode):
     """Turn a left answer into the mode's result: mode 2 (find) gives r if keys[r] == q else -1."""
     if mode == 2:

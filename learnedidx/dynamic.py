@@ -546,13 +546,15 @@ class DynamicRMI(KeyValueIndex):
         self.get = self._bound_get()
 
     def _first_rank(self, haddr, q, right):
-        """The scalar rank entry until it is compiled: compiles both, then answers."""
-        self._compile_entries()
+        """The scalar rank entry until it is compiled: compiles both (once), then answers."""
+        if self._rank_entry == self._first_rank:
+            self._compile_entries()
         return self._rank_entry(haddr, q, right)
 
     def _first_find(self, haddr, q):
-        """The scalar find entry until it is compiled: compiles both, then answers."""
-        self._compile_entries()
+        """The scalar find entry until it is compiled: compiles both (once), then answers."""
+        if self._find_entry == self._first_find:
+            self._compile_entries()
         return self._find_entry(haddr, q)
 
     def _bound_get(self):
@@ -567,10 +569,9 @@ class DynamicRMI(KeyValueIndex):
 
         def first_call(h, key):
             nonlocal entry
-            if self._find_entry == self._first_find:
-                self._compile_entries()
+            loc = self._first_find(h, key)
             entry = self._find_entry
-            return entry(h, key)
+            return loc
 
         if entry == self._first_find:
             entry = first_call
