@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+from itertools import product
 
 import numba
 import numpy as np
@@ -435,18 +436,23 @@ def test_packed_sort_mends_or_reports_collisions():
 
 @pytest.mark.parametrize("dtype", [np.uint64, np.int64, np.int32, np.float64])
 def test_find_sorted_matches_numpy(dtype):
-    """The write path's search (a walk of main's samples, then a block of 64) finds exactly
-    the present keys, at every size around the block edges, serial and on two parts."""
+    """The write path's search (a walk of main's samples, then an interpolated guess in a block
+    of 64) finds exactly the present keys, at every size around the block edges, serial and on
+    two parts; also on clustered keys, where the guesses miss and the whole block is searched."""
     from learnedidx import _dynamic_kernels as K
 
     rng = np.random.default_rng(23)
-    for n in (1, 2, 63, 64, 65, 128, 129, 1000, 4099):
+    for n, clustered in product((1, 2, 63, 64, 65, 128, 129, 1000, 4099), (False, True)):
         if np.dtype(dtype).kind == "f":
             pool = np.unique(np.concatenate([rng.standard_normal(3 * n) * 1e6, [-np.inf, np.inf]]))
         else:
             info = np.iinfo(dtype)
             pool = np.unique(np.concatenate([rng.integers(info.min, info.max, 3 * n, dtype=dtype),
                                              np.array([info.min, info.max], dtype=dtype)]))
+        if clustered:  # a dense run below sparse keys: blocks across the run's end guess wrong
+            step = 1e-3 if np.dtype(dtype).kind == "f" else 1
+            dense = (pool[1] + step * np.arange(1, 2 * n + 1)).astype(dtype)
+            pool = np.unique(np.concatenate([pool[::8], dense[dense < pool[2]]]))
         main = np.sort(rng.choice(pool, min(n, len(pool)), replace=False)).astype(dtype)
         samples = np.ascontiguousarray(main[::64])
         for m in (1, 7, 500):
