@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import weakref
 from bisect import bisect_right
 
 import numpy as np
@@ -53,9 +54,11 @@ def _scalar_ordinal(dtype: np.dtype):
     return ordinal
 
 
-def _entry(search, unused_a, unused_b, x, mode):
-    """The scalar fast path's entry point: ``search(x, mode)`` for a Python number x."""
-    return search(x, mode)
+def _entry(index_ref, unused_a, unused_b, x, mode):
+    """The scalar fast path's entry point: the index's ``_search_number(x, mode)`` for a Python
+    number x. The index is held by weak reference: only the index itself holds this entry (a
+    bound method would make it a reference cycle, freed only by the cycle collector)."""
+    return index_ref()._search_number(x, mode)
 
 
 class PGMIndex(KeyValueIndex):
@@ -145,7 +148,7 @@ class PGMIndex(KeyValueIndex):
         return self._search_number(q.item(), mode)
 
     def _scalar_kernel(self):
-        return _entry, self._search_number, None, None
+        return _entry, weakref.ref(self), None, None
 
     def _search_number(self, x, mode):
         """One lookup for a Python number x of the key dtype's range."""

@@ -247,6 +247,37 @@ def _describe_key(x) -> str:
     return repr(x.item() if isinstance(x, np.generic) else x)
 
 
+_ENTRY_SLOTS: dict = {}
+
+
+def _entry_slots(kdtype: np.dtype) -> list:
+    """``[rank_at, find_at]``, the scalar entry points for one key dtype, shared by every index
+    of that dtype: until the first call of either they are stubs that compile (or load from
+    Numba's cache) both and replace themselves, so building an index never compiles scalar
+    code. Indexes read them through this list, so none holds a method of itself: a bound
+    method stored on the instance made every index a reference cycle."""
+    slots = _ENTRY_SLOTS.get(kdtype)
+    if slots is None:
+        slots = _ENTRY_SLOTS[kdtype] = []
+
+        def compile_both():
+            from numba import from_dtype, int64
+
+            sig_key = from_dtype(kdtype)
+            slots[:] = [compiled_entry(K.rank_at, (int64, sig_key, int64)), compiled_entry(K.find_at, (int64, sig_key))]
+
+        def first_rank(h, q, right):
+            compile_both()
+            return slots[0](h, q, right)
+
+        def first_find(h, q):
+            compile_both()
+            return slots[1](h, q)
+
+        slots[:] = [first_rank, first_find]
+    return slots
+
+
 class DynamicRMI(KeyValueIndex):
     """An updatable map with unique keys, like ``dict`` and ``SortedDict``, over a learned index.
 
@@ -509,11 +540,10 @@ class DynamicRMI(KeyValueIndex):
             self._dv_flat = self._dv.reshape(-1)
 
     def _bind_fast_paths(self) -> None:
-        """Set the fast-path type checks and ``get``. The scalar entry points compile (or load
-        from cache) at the first scalar operation (:meth:`_compile_entries`): an index used
-        only for batches never compiles them (seconds a key dtype on a cold cache)."""
-        self._rank_entry = self._first_rank
-        self._find_entry = self._first_find
+        """Set what the scalar fast paths read. The scalar entry points compile (or load from
+        cache) at the first scalar operation (:func:`_entry_slots`): an index used only for
+        batches never compiles them (seconds a key dtype on a cold cache)."""
+        self._entries = _entry_slots(self._kdtype)
         kd = self._kdtype
         if kd.kind in "iu":
             info = np.iinfo(kd)
@@ -534,64 +564,8 @@ class DynamicRMI(KeyValueIndex):
         # Everything __setitem__ reads, in one attribute (each attribute load costs here).
         self._fast = (self._kfast, self._kmin, self._kmax, self._vfast, self._vmin, self._vmax,
                       self._log_set, self._log_del, self._log_max)
-        self.get = self._bound_get()
-
-    def _compile_entries(self) -> None:
-        """Compile (or load) both scalar entry points, and rebind ``get`` to use them."""
-        from numba import from_dtype, int64
-
-        sig_key = from_dtype(self._kdtype)
-        self._rank_entry = compiled_entry(K.rank_at, (int64, sig_key, int64))
-        self._find_entry = compiled_entry(K.find_at, (int64, sig_key))
-        self.get = self._bound_get()
-
-    def _first_rank(self, haddr, q, right):
-        """The scalar rank entry until it is compiled: compiles both (once), then answers."""
-        if self._rank_entry == self._first_rank:
-            self._compile_entries()
-        return self._rank_entry(haddr, q, right)
-
-    def _first_find(self, haddr, q):
-        """The scalar find entry until it is compiled: compiles both (once), then answers."""
-        if self._find_entry == self._first_find:
-            self._compile_entries()
-        return self._find_entry(haddr, q)
-
-    def _bound_get(self):
-        """:meth:`get` as a closure over what never changes (the buffer's dicts, the header's
-        address, the compiled entry point): about a third cheaper per call than the method.
-
-        Before the entry points are compiled, its first call compiles them and rebinds its own
-        entry point, so a ``get`` taken before any scalar operation is as fast as a later one."""
-        kfast, kmin, kmax = self._kfast, self._kmin, self._kmax
-        log, dels, entry, haddr, vtype = self._log_set, self._log_del, self._find_entry, self._haddr, self._vtype
-        general = self._get_general
-
-        def first_call(h, key):
-            nonlocal entry
-            loc = self._first_find(h, key)
-            entry = self._find_entry
-            return loc
-
-        if entry == self._first_find:
-            entry = first_call
-
-        def get(key, default=None):
-            if type(key) is not kfast or not kmin <= key <= kmax:
-                return general(key, default)
-            if log or dels:
-                v = log.get(key, _MISSING)
-                if v is not _MISSING:
-                    return vtype(v)
-                if key in dels:
-                    return default
-            loc = entry(haddr, key)
-            if loc >= 0:
-                return self._values[loc]
-            return default if loc == -1 else self._dv_flat[-2 - loc]
-
-        get.__doc__ = DynamicRMI.get.__doc__
-        return get
+        self._get_fast = (self._kfast, self._kmin, self._kmax, self._log_set, self._log_del, self._entries,
+                          self._haddr, self._vtype)
 
     # --- coercion of written keys and values --------------------------------------------------
 
@@ -738,7 +712,7 @@ class DynamicRMI(KeyValueIndex):
         if k is None:
             raise KeyError(key)
         if self._log_set.pop(k, _MISSING) is _MISSING:
-            if k in self._log_del or self._find_entry(self._haddr, k) == -1:
+            if k in self._log_del or self._entries[1](self._haddr, k) == -1:
                 raise KeyError(key)
         self._log_del.add(k)
         if len(self._log_del) >= self._log_max:
@@ -753,7 +727,7 @@ class DynamicRMI(KeyValueIndex):
             if value is not _MISSING:
                 value = self._vtype(value)
             elif k not in self._log_del:
-                value = self._value_at_location(self._find_entry(self._haddr, k), _MISSING)
+                value = self._value_at_location(self._entries[1](self._haddr, k), _MISSING)
         if value is _MISSING:
             if default is _MISSING:
                 raise KeyError(key)
@@ -1132,7 +1106,7 @@ class DynamicRMI(KeyValueIndex):
         if self._log_set or self._log_del:
             self._flush()
         if type(q) is self._kfast and self._kmin <= q <= self._kmax:
-            return self._rank_entry(self._haddr, q, LEFT)
+            return self._entries[0](self._haddr, q, LEFT)
         return self._answer(q, LEFT)
 
     def upper_bound(self, q):
@@ -1140,7 +1114,7 @@ class DynamicRMI(KeyValueIndex):
         if self._log_set or self._log_del:
             self._flush()
         if type(q) is self._kfast and self._kmin <= q <= self._kmax:
-            return self._rank_entry(self._haddr, q, RIGHT)
+            return self._entries[0](self._haddr, q, RIGHT)
         return self._answer(q, RIGHT)
 
     def _answer(self, q, mode: int):
@@ -1158,7 +1132,7 @@ class DynamicRMI(KeyValueIndex):
             return 0
         if status == ANSWER_N:
             return len(self)
-        return int(self._rank_entry(self._haddr, value, mode))
+        return int(self._entries[0](self._haddr, value, mode))
 
     def _use_dir(self, m: int) -> bool:
         """Whether m batch queries should search the delta through the directory (building it
@@ -1192,8 +1166,8 @@ class DynamicRMI(KeyValueIndex):
     def _search_scalar(self, q, mode: int) -> int:
         """Rank of one key-dtype query (LEFT/RIGHT), or for FIND its position or -1."""
         if mode == 2:
-            return -1 if self._find_entry(self._haddr, q) == -1 else int(self._rank_entry(self._haddr, q, LEFT))
-        return int(self._rank_entry(self._haddr, q, mode))
+            return -1 if self._entries[1](self._haddr, q) == -1 else int(self._entries[0](self._haddr, q, LEFT))
+        return int(self._entries[0](self._haddr, q, mode))
 
     def _value_at_location(self, loc, default):
         if loc == -1:
@@ -1215,7 +1189,19 @@ class DynamicRMI(KeyValueIndex):
 
         Raises: TypeError for a non-number, ValueError for NaN.
         """
-        return self._get_general(key, default)
+        kfast, kmin, kmax, log, dels, entries, haddr, vtype = self._get_fast
+        if type(key) is not kfast or not kmin <= key <= kmax:
+            return self._get_general(key, default)
+        if log or dels:
+            v = log.get(key, _MISSING)
+            if v is not _MISSING:
+                return vtype(v)
+            if key in dels:
+                return default
+        loc = entries[1](haddr, key)
+        if loc >= 0:
+            return self._values[loc]
+        return default if loc == -1 else self._dv_flat[-2 - loc]
 
     def _get_general(self, key, default):
         k = self._read_key(key)
@@ -1227,7 +1213,7 @@ class DynamicRMI(KeyValueIndex):
                 return self._vtype(v)
             if k in self._log_del:
                 return default
-        loc = self._find_entry(self._haddr, k)
+        loc = self._entries[1](self._haddr, k)
         if loc == -1:
             return default
         return self._values[loc] if loc >= 0 else self._dv_flat[-2 - loc]

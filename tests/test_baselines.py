@@ -8,13 +8,16 @@ Optional adapters are skipped, with the package named, when their package is mis
 
 from __future__ import annotations
 
+import gc
 import pickle
 import sys
+import weakref
 
 import numpy as np
 import pytest
 
 import baselines
+import learnedidx
 from baselines import BinarySearch, BTree, BTreesIndex, NumpySearchsorted, PGMIndex, SortedDictIndex
 from baselines import _btree_kernels
 from baselines.pgm import MAX_SPAN, ordinals
@@ -202,6 +205,40 @@ def test_seeded_random_key_sets(name):
         for side, method in (("left", idx.lower_bound), ("right", idx.upper_bound)):
             assert np.array_equal(method(queries), np.searchsorted(np.sort(keys), queries, side=side)), (trial, side)
         idx._check()
+
+
+FREED = {**{name: INDEXES[name][0] for name in ("BTree", "BinarySearch", "NumpySearchsorted", "SortedDictIndex",
+                                                 "PGMIndex", "BTreesIndex")},
+         "RMI": _plain(learnedidx.RMI), "DynamicRMI": _plain(learnedidx.DynamicRMI)}
+
+
+@pytest.mark.parametrize("name", list(FREED))
+@pytest.mark.parametrize("dtype", [np.dtype(np.int64), np.dtype(np.float64)], ids=str)
+def test_a_used_index_is_freed_without_the_cycle_collector(name, dtype):
+    """``del idx`` frees an index and its arrays at once, after every kind of query: whatever
+    the fast paths install must not make the index a reference cycle (the cycle collector
+    runs rarely when the garbage is a few large arrays, so a loop of builds could fill memory)."""
+    if name == "BTreesIndex" and dtype.kind == "f":
+        pytest.skip("BTreesIndex takes integer keys only")
+    keys = np.arange(0, 3000, 3).astype(dtype)
+    idx = FREED[name](keys, np.arange(len(keys)))
+    q = keys[5].item()
+    assert idx.lower_bound(q) == 5 and idx.upper_bound(q) == 6 and idx.get(q) == 5 and q in idx and idx[q] == 5
+    assert idx.lower_bound(keys[5]) == 5 and idx.get(keys[5]) == 5
+    assert idx.lower_bound(keys[:10]).tolist() == list(range(10)) and idx.get_batch(keys[:10])[1].all()
+    assert len(idx.range(keys[1], keys[9])[0]) == 8
+    if name == "DynamicRMI":
+        idx[q + 1] = 7
+        del idx[q]
+        idx.update(keys[:10] + 1, np.arange(10))
+        assert idx.get(q + 1) == 5 and q not in idx and idx.lower_bound(q + 2) == 11
+    refs = [weakref.ref(idx), weakref.ref(idx.keys)]
+    gc.disable()
+    try:
+        del idx
+        assert [r() for r in refs] == [None, None]
+    finally:
+        gc.enable()
 
 
 # --- BTree -------------------------------------------------------------------------------------

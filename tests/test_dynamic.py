@@ -789,15 +789,22 @@ def test_bench_updates_smoke(capsys):
     assert any(r["index"] == "DynamicRMI" and r["ops_per_s"] > 0 for r in rows)
 
 
-def test_a_get_taken_before_any_scalar_operation_compiles_once(monkeypatch):
-    """``g = idx.get`` taken before the entry points exist: its first call compiles them and
-    later calls use them (it used to look the compiled entry up again on every call, ~140 us)."""
+def test_scalar_entries_compile_once_per_dtype_even_for_a_get_taken_early(monkeypatch):
+    """``g = idx.get`` taken before the entry points exist: its first call compiles them, later
+    calls and other indexes of the dtype use them (an early get once looked the compiled entry
+    up again on every call, ~140 us)."""
+    from learnedidx import dynamic
+
+    monkeypatch.setattr(dynamic, "_ENTRY_SLOTS", {})
+    calls = []
+    compiled_entry = dynamic.compiled_entry
+    monkeypatch.setattr(dynamic, "compiled_entry", lambda *a: calls.append(1) or compiled_entry(*a))
     keys = np.arange(0, 300, 3, dtype=np.int64)
     idx = DynamicRMI(keys, keys * 2)
     g = idx.get
-    calls = []
-    compile_entries = DynamicRMI._compile_entries
-    monkeypatch.setattr(DynamicRMI, "_compile_entries", lambda self: calls.append(1) or compile_entries(self))
+    assert calls == []
     assert [g(k) for k in (0, 3, 4, 297, 300)] == [0, 6, None, 594, None]
     assert [g(k, -1) for k in (6, 7)] == [12, -1]
-    assert len(calls) == 1
+    other = DynamicRMI(keys + 1, keys)
+    assert other.lower_bound(4) == 1 and other.get(4) == 3 and idx.upper_bound(3) == 2
+    assert len(calls) == 2  # rank_at and find_at, once
