@@ -30,8 +30,10 @@ The parts (kernels in :mod:`learnedidx._dynamic_kernels`):
 * **Write batches** sort as packed uint64 words (integer keys: the key's offset in the batch's
   span, then its index in the batch, so repeats keep batch order and the last value wins), then
   find their keys in main without the RMI: the sorted batch walks the directory's samples
-  (every 64th main key), so each key is searched in one block of 64 keys whose lines were
-  requested 16 keys earlier; one contiguous part of the batch per thread. The new keys then
+  (every 64th main key) to each key's block of 64 keys, interpolates between the block's two
+  samples, and searches the 17 keys around that guess (three lines, requested 16 keys
+  earlier; the whole block when the key lies outside them); one contiguous part of the batch
+  per thread. The new keys then
   merge into the delta's chunks, the lower and the upper half of the chunks on two threads
   (each half taking the new chunks it may need from its own share of the free stack).
 
@@ -40,17 +42,17 @@ never in the delta, dead or alive (writing a deleted main key clears its tombsto
 
 Measured at 10M lognormal uint64 keys on this 2-core machine, a shared VM whose speed moves by
 up to 2x between runs (compare within a run): four runs of ``python -m bench.updates
---skip-mixes`` gave, for ``update()`` of 3M new keys in 100K-key batches, merges included,
-2.3 / 3.7 / 4.3 M keys/s (medians; the runs ranged 1.0-2.6, 2.6-4.1 and 3.3-4.6) at
-``merge_fraction`` 0.02 / 0.05 / 0.1, and at most 3.3 / 6.1 / 7.8 bytes per key beyond the key
-and value arrays. Merging 5% of main paused 89-123 ms (medians of the runs; the longest pause of
-a run 123-232 ms). The same update loop, run in one process alternately with the code
-before the packed sort and the sample walk, gave 4.03 against 3.42 M keys/s (median of six
-rounds). At 0.05 about half of ``update()`` is merges (the merge pass 35%, the refit 13%), 19%
-the search of main, 14% the inserts into the delta and 11% sorting the batch. 0.05 is the
-default: 0.1 merges half as often but each merge pauses about 1.5x longer and a batch insert
-moves a delta twice as large; batch lookups after 10% more keys (400K of them in the delta) are
-as fast as the static RMI's; memory is well under 8.5 bytes per key.
+--skip-mixes`` (2026-12-01) gave, for ``update()`` of 3M new keys in 100K-key batches, merges
+included, 3.1-4.0 / 5.2-6.2 / 5.7-6.8 M keys/s at ``merge_fraction`` 0.02 / 0.05 / 0.1, and at
+most 3.3 / 6.1 / 7.8 bytes per key beyond the key and value arrays. Merging 5% of main paused
+62-73 ms (medians of the runs; the longest pause of a run 67-91 ms). Single-key ``idx[k] = v``
+ran at 0.95-1.46 M/s (a Python dict insert and the checks cost most of it). At 0.05 about half
+of ``update()`` is merges (the merge pass 32%, the refit 16%; the pass runs within 1.3x of a
+plain memmove of main), 15% the search of main, 14% the inserts into the delta and 12%
+sorting the batch (cProfile). 0.05 is the default: 0.1 merges half as often but each merge
+pauses about 1.3x longer and a batch insert moves a delta twice as large; batch lookups after
+10% more keys (400K of them in the delta) ran 1.02-1.24x the static RMI's speed; memory is well
+under 8.5 bytes per key.
 """
 
 from __future__ import annotations
@@ -113,13 +115,13 @@ class DynamicConfig:
     Attributes:
         merge_fraction: merge the delta and the tombstones into main when together they exceed
             this fraction of main (and ``merge_min``). Larger: fewer merges (each one two passes
-            over main, 70-160 ms per 10M keys here) but a larger delta (lookups that miss main
+            over main, 55-110 ms per 10M keys here) but a larger delta (lookups that miss main
             search it; batch inserts touch all its chunks) and more memory (main keeps room for
             ``min(0.2, 4 * merge_fraction)`` more keys, so that merges work in place). Default 0.05,
             measured at 10M keys (module docstring, ``python -m bench.updates``): 0.02 spends
-            most of ``update()`` in merges (2.3 against 3.7 M keys/s, medians of four runs); 0.1
-            reached 4.3 M keys/s for more memory (7.8 against 6.1 bytes per key), merge pauses
-            about 1.5x longer (125-150 against 89-98 ms) and a delta twice as large.
+            most of ``update()`` in merges (3.1-4.0 against 5.2-6.2 M keys/s in four runs); 0.1
+            reached 5.7-6.8 M keys/s for more memory (7.8 against 6.1 bytes per key), merge
+            pauses about 1.3x longer (79-100 against 62-73 ms) and a delta twice as large.
         merge_min: never merge for fewer pending keys than this (small indexes would merge all
             the time). Default 4096.
         buffer_size: single-key writes wait in a Python dict until this many are pending, then
