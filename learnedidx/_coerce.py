@@ -225,17 +225,17 @@ def _check_number(q, argument: str = "query"):
 def _float_ceil_floor(q, dtype: np.dtype):
     """(ceil_K(q), floor_K(q)) for a float dtype K and a Python number q, exactly."""
     ftype = dtype.type
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # past the dtype's largest finite value: inf, silently
         try:
             f = ftype(q)
         except OverflowError:
             f = ftype(math.inf if q > 0 else -math.inf)
-    fv = float(f)
-    if fv == q:
-        return f, f
-    if fv < q:
-        return np.nextafter(f, ftype(math.inf)), f
-    return f, np.nextafter(f, ftype(-math.inf))
+        fv = float(f)
+        if fv == q:
+            return f, f
+        if fv < q:
+            return np.nextafter(f, ftype(math.inf)), f
+        return f, np.nextafter(f, ftype(-math.inf))
 
 
 def coerce_scalar(q, dtype: np.dtype, mode: int):

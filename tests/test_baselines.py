@@ -195,6 +195,24 @@ def test_queries_outside_the_dtype(name):
 
 
 @pytest.mark.parametrize("name", list(INDEXES))
+@pytest.mark.filterwarnings("error")
+def test_queries_beyond_the_largest_float_answer_without_warnings(name):
+    """A query just above float32's largest value, on float32 keys, rounds up to inf inside the
+    coercion: the answer is exact and no RuntimeWarning (an error under -W error) escapes."""
+    top = float(np.finfo(np.float32).max)
+    keys = np.array([-top, 1.0, top], dtype=np.float32)
+    if INDEXES[name][1]:
+        pytest.skip(f"{name} takes integer keys only")
+    idx = _build(name, keys)
+    for q in (top + 1e30, -top - 1e30, 1e300, -1e300):
+        want = (int(np.searchsorted(keys.astype(np.float64), q)),
+                int(np.searchsorted(keys.astype(np.float64), q, side="right")))
+        assert (idx.lower_bound(q), idx.upper_bound(q)) == want, q
+        assert (idx.lower_bound([q])[0], idx.upper_bound(np.array([q]))[0]) == want, q
+        assert q not in idx and idx.get(q) is None
+
+
+@pytest.mark.parametrize("name", list(INDEXES))
 def test_seeded_random_key_sets(name):
     rng = np.random.default_rng(2024)
     for trial in range(6):
