@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numba
 import numpy as np
 import pytest
 
@@ -135,3 +136,18 @@ def test_coldstart_times_every_step_on_a_new_cache(capsys):
     assert list(rows) == list(coldstart.STEPS)
     assert all(cold > 0 and warm > 0 for cold, warm in rows.values())
     assert "first use on a fresh Numba cache" in capsys.readouterr().out
+
+
+def test_scaling_times_every_index_at_every_thread_count(capsys):
+    """``python -m bench.scaling``: a row per index and thread count, the first count the
+    reference (speed-up 1 by construction), and bad thread counts refused."""
+    from bench import scaling
+
+    counts = sorted({1, numba.config.NUMBA_NUM_THREADS})
+    rows = scaling.main(["--n", "20K", "--lookups", "20K", "--rounds", "2", "--indexes", "RMI", "BinarySearch"])
+    assert [(r["index"], r["threads"]) for r in rows] == [(i, t) for i in ("RMI", "BinarySearch") for t in counts]
+    assert all(r["ns"] > 0 and r["speedup"] > 0 for r in rows)
+    assert rows[0]["speedup"] == 1.0 and rows[len(counts)]["speedup"] == 1.0
+    assert "speed-up" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--threads"):
+        scaling.main(["--n", "1K", "--threads", "0"])
