@@ -35,6 +35,7 @@ _UNBOUND = object()  # KeyValueIndex._scalar_entry before the first scalar query
 class _NoNumber:
     """A type no query has: the scalar fast path's type check fails until it is installed."""
 
+
 #: Sorted batches take the galloping path (:mod:`learnedidx._sorted`) when they hold at least
 #: one query per this many keys; see :meth:`KeyValueIndex._sorted_path` for the measurements.
 SORTED_MAX_GAP = 32
@@ -385,7 +386,8 @@ class KeyValueIndex:
         compiled call: no numpy scalar is created and no dispatcher type resolution runs. The
         fast paths are methods reading one attribute, not closures stored on the instance:
         those made every queried index a reference cycle (its arrays freed only by the
-        cycle collector after ``del``), and were no faster (measured: 850 against 910 ns).
+        cycle collector after ``del``). The method costs a little more per call (RMI
+        ``lower_bound``, 200K keys: 483 against 438 ns, one process, alternating rounds).
         """
         kernel = self._scalar_entry = self._scalar_kernel()
         if kernel is None:

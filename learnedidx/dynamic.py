@@ -249,7 +249,7 @@ def _describe_key(x) -> str:
     return repr(x.item() if isinstance(x, np.generic) else x)
 
 
-_ENTRY_SLOTS: dict = {}
+_ENTRY_SLOTS: dict = {}  #: key dtype -> [rank_at, find_at] (see _entry_slots)
 
 
 def _entry_slots(kdtype: np.dtype) -> list:
