@@ -337,3 +337,24 @@ def test_any_leaf_error_bounds_keep_answers_exact(bounds):
             bound = idx.lower_bound if side == "left" else idx.upper_bound
             assert np.array_equal(bound(queries), expected)
             assert [bound(int(q)) for q in queries[::7]] == expected[::7].tolist()
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.float64])
+def test_scalar_methods_taken_before_the_first_query_use_the_fast_path(monkeypatch, dtype):
+    """``lb = idx.lower_bound`` taken before any query: its first call installs the fast path
+    and later calls skip the general (coercing) path; queries of other types still take it."""
+    from learnedidx.base import KeyValueIndex
+
+    keys = np.arange(0, 3000, 3).astype(dtype)
+    idx = RMI(keys)
+    lb, ub, contains = idx.lower_bound, idx.upper_bound, idx.__contains__
+    number = int if dtype == np.uint64 else float
+    assert lb(number(6)) == 2
+    general = []
+    monkeypatch.setattr(KeyValueIndex, "_answer", lambda self, q, mode: general.append(q) or 0)
+    monkeypatch.setattr(KeyValueIndex, "_find_general", lambda self, q: general.append(q) or -1)
+    assert (lb(number(7)), ub(number(9)), contains(number(9)), contains(number(10))) == (3, 4, True, False)
+    assert general == []
+    other = 7.5 if number is int else 7  # a float on integer keys, an int on float keys
+    lb(other), contains(other)
+    assert general == [other, other]
