@@ -1,4 +1,4 @@
-"""Kernel measurements behind issue 7's choices, on lognormal uint64 keys.
+"""Kernel measurements behind issue 7's choices, on lognormal uint64 keys (``--dataset``: others).
 
 ``python -m bench.kernels binary --n 100M --threads 1``: BinarySearch batch kernels, the plain
 loop against lock-step groups of 8-64 lookups prefetching each lookup's next probe, and against
@@ -12,7 +12,7 @@ against the interleaved BTree: the measurements behind ``RMIConfig.variant``.
 m/n, the galloping path of :mod:`learnedidx._sorted` against the batch paths of RMI, BTree and
 BinarySearch on the same queries.
 
-Keys: ``datasets.generators.GENERATORS['lognormal'](n, seed)``; queries: present keys drawn
+Keys: ``datasets.generate('lognormal', n, seed)``, or ``--dataset``'s; queries: present keys drawn
 with ``default_rng(seed + 1)``. Every kernel runs once untimed (compiling, answers checked
 against ``np.searchsorted``), then the candidates are timed in alternating rounds so that a
 change of machine load hits them alike; the median per candidate is printed in ns/lookup.
@@ -89,23 +89,30 @@ def _rounds(candidates: dict, rounds: int, per_lookup: dict) -> dict:
 def _report(candidates: dict, args, n: int, m: int, base_name: str, unit: str) -> None:
     """Time the candidates in alternating rounds; print ns/lookup and speed-up over one of them."""
     result = _rounds(candidates, args.rounds, dict.fromkeys(candidates, m))
-    print(f"{n:,} lognormal keys, {m:,} random present lookups, {numba.get_num_threads()} threads, "
+    print(f"{n:,} {args.dataset} keys, {m:,} random present lookups, {numba.get_num_threads()} threads, "
           f"median of {args.rounds} rounds (ns/lookup)")
     width = max(len(name) for name in result)
     for name, ns in result.items():
         print(f"  {name:{width}s} {ns:8.1f}   {result[base_name] / ns:5.2f}x{unit}")
 
 
-def _keys(n: int, seed: int) -> np.ndarray:
-    from datasets.generators import GENERATORS
+def _keys(args) -> np.ndarray:
+    """The keys of ``--dataset``: a generator's ``--n`` keys, or a key file's (or real set's)."""
+    import datasets
 
-    keys = GENERATORS["lognormal"](n, seed)
+    if args.dataset in datasets.GENERATORS:
+        keys = datasets.generate(args.dataset, args.n, args.seed)
+    else:
+        try:
+            keys = datasets.read_sosd(datasets.resolve(args.dataset, seed=args.seed))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--dataset {args.dataset}: {exc}") from None
     keys.flags.writeable = False
     return keys
 
 
 def binary(args) -> None:
-    keys = _keys(args.n, args.seed)
+    keys = _keys(args)
     m = args.lookups
     queries = keys[np.random.default_rng(args.seed + 1).integers(0, len(keys), m)]
     expected = np.searchsorted(keys, queries)
@@ -134,7 +141,7 @@ def sorted_batches(args) -> None:
     from learnedidx import RMI
     from learnedidx import _sorted as S
 
-    keys = _keys(args.n, args.seed)
+    keys = _keys(args)
     n = len(keys)
     threads = numba.get_num_threads() > 1
     indexes = {}
@@ -144,7 +151,7 @@ def sorted_batches(args) -> None:
             indexes[name] = cls(keys, copy=False)
     sorted_kernel = S.search_sorted_parallel if threads else S.search_sorted
     rng = np.random.default_rng(args.seed + 1)
-    print(f"{n:,} lognormal keys, sorted present lookups, {numba.get_num_threads()} threads, "
+    print(f"{n:,} {args.dataset} keys, sorted present lookups, {numba.get_num_threads()} threads, "
           f"median of {args.rounds} rounds (ns/lookup); ratio = index batch path / sorted path")
     header = f"  {'n/m':>6} {'m':>11}  {'sorted':>7}  {'check':>5}"
     header += "".join(f"  {name:>12} {'ratio':>6}" for name in indexes)
@@ -177,7 +184,7 @@ def rmi_variants(args) -> None:
     from learnedidx import RMI
     from learnedidx import _rmi_kernels as K
 
-    keys = _keys(args.n, args.seed)
+    keys = _keys(args)
     m = args.lookups
     queries = keys[np.random.default_rng(args.seed + 1).integers(0, len(keys), m)]
     expected = np.searchsorted(keys, queries)
@@ -205,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.kernels", description=__doc__.splitlines()[0])
     p.add_argument("what", choices=("binary", "sorted", "rmi"))
     p.add_argument("--n", type=_count, default=10_000_000, help="keys (default 10M)")
+    p.add_argument("--dataset", default="lognormal",
+                   help="a generator (default lognormal; --n keys), or a key file or real set name (--n ignored)")
     p.add_argument("--lookups", type=_count, default=1_000_000, help="random lookups (binary, rmi; default 1M)")
     p.add_argument("--gaps", type=_count, nargs="+", default=[1, 2, 4, 16, 64, 256, 1024, 4096],
                    help="n/m of the sorted batches (sorted; default 1 2 4 16 64 256 1024 4096)")

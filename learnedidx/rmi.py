@@ -19,6 +19,9 @@ from .persist import register
 
 _MAX_MODELS = 1 << 28
 _MAX_INNER = 4096
+#: Key arrays up to this size take the group variant whatever their windows (``RMIConfig.variant``):
+#: their searches hit cache, where AMAC's per-step dispatch costs more than the misses it overlaps.
+CACHE_RESIDENT_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,9 @@ class RMIConfig:
             (32 lookups in lock-step phases; windows searched by fixed-step lifting),
             ``"amac"`` (``slots`` independent state machines; wide windows halved one
             prefetched step at a time) or ``"auto"`` (the default): ``"group"`` when 99% of
-            the keys' windows are narrower than 32 keys (four cache lines, fetched at once),
-            else ``"amac"``. Measured on lognormal keys, 1M random lookups, one thread
+            the keys' windows are narrower than 32 keys (four cache lines, fetched at once) or
+            the keys take at most ``CACHE_RESIDENT_BYTES`` (4 MiB), else ``"amac"``. Measured
+            on lognormal keys, 1M random lookups, one thread
             (``python -m bench.kernels rmi --n 100M --threads 1``; a 2-vCPU Intel Xeon VM,
             kernels without reference counting), ns/lookup:
 
@@ -69,7 +73,24 @@ class RMIConfig:
             ============  ========  ======  =====  ======  ======  =====
 
             Wide windows need AMAC (halving steps that each prefetch); on narrow ones the group
-            variant is level with it or faster.
+            variant is level with it or faster. On key arrays that stay in cache the group
+            variant wins whatever the windows (AMAC pays a dispatch per search step for misses
+            that do not happen), up to 2.5x; on larger ones AMAC wins on wide windows. Group
+            against AMAC x16, ns/lookup, one thread (``python -m bench.kernels rmi --dataset
+            NAME --threads 1``, the real sets of ``../shared/datasets``; p99: the 99th
+            percentile window):
+
+            ============================  =====  ======  =====  ====
+            keys                          MB     p99     group  amac
+            ============================  =====  ======  =====  ====
+            git_commit_ts (real)          1.3    245     39     83
+            geonames_cities_s2 (real)     1.1    725     43     100
+            words_prefix8 (real)          3.1    6268    90     116
+            babynames_prop, 2048 per leaf 0.8    1036    39     98
+            lognormal 1M, 2048 per leaf   7.6    159199  125    106
+            geolite2_city_ipv4 (real)     23     495     132    100
+            lognormal 4M, 2048 per leaf   31     708     172    92
+            ============================  =====  ======  =====  ====
         slots: state machines of the ``"amac"`` variant. 8, 16 and 32 came within 15% of each
             other in the runs above (``bench.kernels`` also times 32): enough misses in flight,
             few enough to stay in L1.
@@ -252,7 +273,8 @@ class RMI(KeyValueIndex):
         self._top, p99 = _search_top(self._meta, self._params, self._keys)
         variant = self.config.variant
         if variant == "auto":
-            variant = "group" if p99 < K.SMALL_WINDOW and self.config.search == "binary" else "amac"
+            wide = p99 >= K.SMALL_WINDOW or self.config.search != "binary"
+            variant = "amac" if wide and self._keys.nbytes > CACHE_RESIDENT_BYTES else "group"
         self._variant = K.VARIANTS[variant]
 
     def _scalar_kernel(self):

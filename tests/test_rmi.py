@@ -358,3 +358,23 @@ def test_scalar_methods_taken_before_the_first_query_use_the_fast_path(monkeypat
     other = 7.5 if number is int else 7  # a float on integer keys, an int on float keys
     lb(other), contains(other)
     assert general == [other, other]
+
+
+def test_auto_variant_takes_group_on_cache_resident_keys_and_amac_on_large_ones_with_wide_windows():
+    """``variant="auto"``: AMAC only pays where the keys miss cache and the windows are wide
+    (measured in RMIConfig.variant's tables); narrow windows take the group variant at any size."""
+    from learnedidx.rmi import CACHE_RESIDENT_BYTES
+
+    rng = np.random.default_rng(5)
+    big = np.unique(rng.lognormal(0, 2, CACHE_RESIDENT_BYTES // 8 + 200_000) * 1e9).astype(np.uint64)
+    small = big[:: len(big) // 50_000]
+    assert big.nbytes > CACHE_RESIDENT_BYTES >= small.nbytes
+    for keys, wide_variant in ((small, "group"), (big, "amac")):
+        wide = RMI(keys, keys_per_leaf=4096)
+        assert np.percentile(np.subtract(*wide.predict(keys[::97])[2:0:-1]), 99) >= 32
+        assert wide.batch_variant.startswith(wide_variant), (len(keys), wide.batch_variant)
+        assert RMI(keys, keys_per_leaf=4096, variant="amac").batch_variant.startswith("amac")
+        q = keys[rng.integers(0, len(keys), 5000)]
+        assert np.array_equal(wide.lower_bound(q), np.searchsorted(keys, q))
+    evenly = np.arange(len(big), dtype=np.uint64) * np.uint64(7)
+    assert RMI(evenly).batch_variant.startswith("group")  # large, but narrow windows
