@@ -420,7 +420,9 @@ def _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, top, keys, vals, fill,
     c = dk.shape[1]
     b = keys.shape[0]
     mid = k // 2
-    cut = np.searchsorted(keys, dmax[mid - 1], side="right")
+    # Not np.searchsorted(side="right"): typing it, Numba keeps a failed attempt whose traceback
+    # holds the calling frames, so the first index to compile it was never freed.
+    cut = binary_search(keys, dmax[mid - 1], ZERO, keys.shape[0], True)
     # The lower half pops from free[low_floor:top]; the upper half below low_floor, within the
     # room the caller made for the whole batch.
     low_floor = top - (_chunks_needed(dk, dn, order, dmax, 0, mid, keys, 0, cut, fill) - mid)
@@ -799,7 +801,7 @@ def _find_sorted_range(mk, samples, queries, out, start, stop, guess):
     block = 1 << DIR_SHIFT
     ns = samples.shape[0]
     ring = 2 * FIND_AHEAD
-    s = max(np.searchsorted(samples, queries[start], side="right") - 1, 0)
+    s = max(binary_search(samples, queries[start], ZERO, ns, True) - 1, 0)
     low = mk[0]
     high = mk[n - 1]
     for i in range(start - FIND_AHEAD, stop):
@@ -1255,7 +1257,7 @@ def _merge_halves(src_k, src_v, n, d, nruns, split, k, dk, dv, dn, order, meta, 
     h = 0
     for o in range(split):
         h += dn[order[o]]
-    p = np.searchsorted(src_k[:n], dk[order[split], 0])
+    p = binary_search(src_k, dk[order[split], 0], ZERO, n, False)
     if in_place:
         stage = min(p + h, n)
         saved_k = kbuf[p:stage].copy()
@@ -1266,7 +1268,7 @@ def _merge_halves(src_k, src_v, n, d, nruns, split, k, dk, dv, dn, order, meta, 
         saved_k = src_k[:n]
         saved_v = src_v[:n]
         offset = 0
-    r_low = max(np.searchsorted(run_start[:nruns + 1], p - 1, side="right") - 1, 0)
+    r_low = max(binary_search(run_start, p - 1, ZERO, nruns + 1, True) - 1, 0)
     up_start = np.empty(nruns - r_low + 2 * (d - h) + 2, dtype=np.int64)
     up_leaf = np.empty(nruns - r_low + 2 * (d - h) + 2, dtype=np.int64)
     counts = np.zeros(2, dtype=np.int64)
