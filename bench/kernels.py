@@ -104,7 +104,7 @@ def _keys(args) -> np.ndarray:
         keys = datasets.generate(args.dataset, args.n, args.seed)
     else:
         try:
-            keys = datasets.read_sosd(datasets.resolve(args.dataset, seed=args.seed))
+            keys = datasets.load(args.dataset, seed=args.seed, mmap=False)
         except (OSError, ValueError) as exc:
             raise SystemExit(f"--dataset {args.dataset}: {exc}") from None
     keys.flags.writeable = False

@@ -772,12 +772,12 @@ def find_sorted(mk, samples, queries, out):
 
     No model: the batch walks the directory samples (``main[::64]``) forward, so each query
     lands in the block of 64 main keys after the last sample <= it; interpolating between
-    that sample and the next predicts the query's position in the block, whose line is
-    prefetched FIND_AHEAD queries ahead, then a scan from the prediction finds it. On write
-    batches (a query per ~100 main keys) the walk costs about 1.6 steps a query against three
-    model evaluations to route it; prefetching the predicted line instead of the block's eight
-    moves an eighth of the memory (the search was bandwidth-bound). Complexity
-    O(m + n / 64), plus the prediction's error in steps a query (at most 64).
+    that sample and the next predicts the query's position in the block. The lines within
+    FIND_REACH keys of the guess are prefetched FIND_AHEAD queries ahead, then searched without
+    branches (the whole block when the query lies outside them). On write batches (a query per
+    ~100 main keys) the walk costs about 1.6 steps a query against three model evaluations to
+    route it; three lines instead of the block's eight move less memory (the search was
+    bandwidth-bound). Complexity O(m + n / 64), plus at most six probes a query.
     """
     _find_sorted_range(mk, samples, queries, out, ZERO, queries.shape[0], np.empty(2 * FIND_AHEAD, dtype=np.int64))
 
