@@ -26,13 +26,18 @@ from numba.extending import overload
 from ._pointers import ptr_like
 from ._intrinsics import LEAN_JIT, prefetch, select_unpredictable
 from ._search import (
-    SEARCH_BINARY,
+    LIFT_MAX,
+    NEEDS_SEARCH,
     binary_search,
     finish,
     gallop_left,
     gallop_right,
-    leave_window,
-    search_window,
+    lift_search,
+    lift_top,
+    prefetch_window,
+    prepare_between,
+    prepare_query,
+    search_in_window,
 )
 
 KIND_LINEAR = 0  #: record [anchor, slope, intercept, errors]; linear, linear_spline and radix
@@ -44,7 +49,6 @@ LINEAR_WIDTH = 4
 CUBIC_WIDTH = 6
 ERROR_SLOT = 3  #: slot of a leaf (linear) record holding its two int32 error bounds
 GROUP = 32  #: lookups interleaved in lock-step by the batch kernels
-LIFT_MAX = 255  #: widest window searched by fixed-step lifting (8 steps); wider ones by binary search
 CHUNK = 4096  #: queries per parallel task
 
 _JIT = dict(nogil=True, cache=True)
@@ -205,93 +209,6 @@ def predict_window(meta, params, pbits, q):
     return leaf_window(plan, params, pbits, q, plan_route(plan, meta, params, pbits, q))
 
 
-def successor(q):
-    """The smallest value of q's type above q (q must not be the type's largest value)."""
-
-
-@overload(successor, jit_options=_JIT)
-def _successor_impl(q):
-    if isinstance(q, types.Integer):
-        ty = q
-        return lambda q: ty(q + ty(1))
-    fty = q
-    return lambda q: np.nextafter(q, fty(np.inf))
-
-
-NEEDS_SEARCH = -9  #: marker of :func:`prepare_query`: the answer needs the model and a search
-
-
-@njit(inline="always", **_JIT)
-def prepare_query(keys, q, mode):
-    """``(query, answer)``: the answer when the ends of the key array decide it, else
-    ``NEEDS_SEARCH`` and the query for a left search.
-
-    ``upper_bound(q)`` is ``lower_bound(successor(q))``: no key lies strictly between the two,
-    so one kind of window (around lower bounds) serves both, however long the runs of
-    duplicates are.
-    """
-    n = keys.shape[0]
-    if n == 0:
-        return q, (-1 if mode == 2 else 0)
-    return prepare_between(keys, q, mode, keys[0], keys[n - 1])
-
-
-@njit(inline="always", **_JIT)
-def prepare_between(keys, q, mode, first, last):
-    """:func:`prepare_query` for a non-empty key array whose ends ``first`` and ``last`` the
-    caller read once (a batch kernel: see :class:`Plan` on reloads)."""
-    if mode == 1:
-        if last <= q:
-            return q, keys.shape[0]
-        q = successor(q)
-    elif last < q:
-        return q, (-1 if mode == 2 else keys.shape[0])
-    if first >= q:
-        return q, finish(keys, q, 0, mode)
-    return q, NEEDS_SEARCH
-
-
-@njit(inline="always", **_JIT)
-def lift_search(keys, q, lo, hi, top):
-    """Number of keys < q before ``hi``, from ``lo`` on (``keys[lo - 1] < q`` assumed), for a
-    window narrower than ``2 * top`` (a power of two).
-
-    Binary lifting: ``log2(top) + 1`` steps whatever the window, each a conditional move, and
-    probes never leave ``[lo - 1, hi - 1]``. A fixed trip count means no mispredicted loop exit,
-    so the out-of-order core overlaps consecutive lookups: about 30 ns less per lookup here than
-    a binary search whose step count follows the window. Complexity O(log top).
-    """
-    base = lo
-    half = top
-    while half > 0:
-        p = base + half
-        take = (p <= hi) & (keys[max(min(p, hi) - 1, 0)] < q)
-        base = select_unpredictable(take, p, base)
-        half >>= 1
-    return base
-
-
-@njit(inline="always", **_JIT)
-def search_in_window(keys, q, pos, lo, hi, method, top):
-    """Left answer for q from its window: :func:`lift_search` when the window is narrower
-    than ``2 * top`` and the method is binary, else :func:`learnedidx._search.search_window`;
-    either way verified against the window's neighbours (galloping out when it misses)."""
-    if method == SEARCH_BINARY and hi - lo < 2 * top:
-        return leave_window(keys, q, lift_search(keys, q, lo, hi, top), lo, hi, False)
-    return search_window(keys, q, pos, lo, hi, False, method)
-
-
-def lift_top(max_window: int) -> int:
-    """The ``top`` of :func:`lift_search` for windows up to ``max_window`` keys wide: the
-    smallest power of two above half of it, or 0 (no lifting) past LIFT_MAX."""
-    if max_window > LIFT_MAX:
-        return 0
-    top = 1
-    while 2 * top <= max_window:
-        top *= 2
-    return top
-
-
 @njit(inline="always", **_JIT)
 def lookup_one(meta, params, pbits, keys, q, mode, top):
     """Exact answer for one query: mode 0 lower_bound, 1 upper_bound, 2 find (index or -1).
@@ -301,18 +218,8 @@ def lookup_one(meta, params, pbits, keys, q, mode, top):
     if answer != NEEDS_SEARCH:
         return answer
     pos, lo, hi = predict_window(meta, params, pbits, q)
-    _prefetch_window(keys, lo, hi)
+    prefetch_window(keys, lo, hi)
     return finish(keys, q, search_in_window(keys, q, pos, lo, hi, meta[2], top), mode)
-
-
-@njit(inline="always", **_JIT)
-def _prefetch_window(keys, lo, hi):
-    """Request the window's first, middle and last key lines at once: the search's dependent
-    probes then hit cache instead of waiting on memory one after another."""
-    n = keys.shape[0]
-    prefetch(keys, min(lo, n - 1))
-    prefetch(keys, min((lo + hi) >> 1, n - 1))
-    prefetch(keys, max(hi - 1, 0))
 
 
 @njit(cache=True)  # keeps the GIL: releasing and retaking it cost 60-100 ns a call here
@@ -398,7 +305,7 @@ def _lookup_range_group(meta, params, pbits, keys, queries, out, mode, start, en
             spos[k] = p
             slo[k] = a
             shi[k] = b
-            _prefetch_window(keys, a, b)
+            prefetch_window(keys, a, b)
         for k in range(stop - g):
             if sleaf[k] >= 0:
                 q = sq[k]

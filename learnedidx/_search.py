@@ -8,9 +8,10 @@ pass it as a constant so LLVM specialises each loop for one comparison.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
-from ._intrinsics import LEAN_JIT, select_unpredictable
+from ._intrinsics import LEAN_JIT, prefetch, select_unpredictable
 
 SEARCH_BINARY = 0  #: branch-free binary search inside the window
 SEARCH_LINEAR = 1  #: linear scan from the window's start (best for windows of a few keys)
@@ -22,6 +23,12 @@ SEARCHES = {"binary": SEARCH_BINARY, "linear": SEARCH_LINEAR, "exponential": SEA
 #: (``Literal[int](0)`` is its own type) than for a variable, seconds a key dtype for a large
 #: kernel; a numpy scalar global is typed int64.
 ZERO = np.int64(0)
+
+LIFT_MAX = 255  #: widest window searched by fixed-step lifting (8 steps); wider ones by binary search
+
+#: Options of the small helpers inlined into kernels (the caller's reference-counting setting
+#: applies once inlined).
+_JIT = dict(nogil=True, cache=True)
 
 
 @njit(inline="always", **LEAN_JIT)
@@ -144,3 +151,131 @@ def finish(keys, q, r, mode):
             return r
         return -1
     return r
+
+
+def successor(q):
+    """The smallest value of q's type above q (q must not be the type's largest value)."""
+
+
+@overload(successor, jit_options=_JIT)
+def _successor_impl(q):
+    if isinstance(q, types.Integer):
+        ty = q
+        return lambda q: ty(q + ty(1))
+    fty = q
+    return lambda q: np.nextafter(q, fty(np.inf))
+
+
+NEEDS_SEARCH = -9  #: marker of :func:`prepare_query`: the answer needs the model and a search
+
+
+@njit(inline="always", **_JIT)
+def prepare_query(keys, q, mode):
+    """``(query, answer)``: the answer when the ends of the key array decide it, else
+    ``NEEDS_SEARCH`` and the query for a left search.
+
+    ``upper_bound(q)`` is ``lower_bound(successor(q))``: no key lies strictly between the two,
+    so one kind of window (around lower bounds) serves both, however long the runs of
+    duplicates are.
+    """
+    n = keys.shape[0]
+    if n == 0:
+        return q, (-1 if mode == 2 else 0)
+    return prepare_between(keys, q, mode, keys[0], keys[n - 1])
+
+
+@njit(inline="always", **_JIT)
+def prepare_between(keys, q, mode, first, last):
+    """:func:`prepare_query` for a non-empty key array whose ends ``first`` and ``last`` the
+    caller read once (a batch kernel: see :class:`Plan` on reloads)."""
+    if mode == 1:
+        if last <= q:
+            return q, keys.shape[0]
+        q = successor(q)
+    elif last < q:
+        return q, (-1 if mode == 2 else keys.shape[0])
+    if first >= q:
+        return q, finish(keys, q, 0, mode)
+    return q, NEEDS_SEARCH
+
+
+@njit(inline="always", **_JIT)
+def lift_search(keys, q, lo, hi, top):
+    """Number of keys < q before ``hi``, from ``lo`` on (``keys[lo - 1] < q`` assumed), for a
+    window narrower than ``2 * top`` (a power of two).
+
+    Binary lifting: ``log2(top) + 1`` steps whatever the window, each a conditional move, and
+    probes never leave ``[lo - 1, hi - 1]``. A fixed trip count means no mispredicted loop exit,
+    so the out-of-order core overlaps consecutive lookups: about 30 ns less per lookup here than
+    a binary search whose step count follows the window. Complexity O(log top).
+    """
+    base = lo
+    half = top
+    while half > 0:
+        p = base + half
+        take = (p <= hi) & (keys[max(min(p, hi) - 1, 0)] < q)
+        base = select_unpredictable(take, p, base)
+        half >>= 1
+    return base
+
+
+@njit(inline="always", **_JIT)
+def search_in_window(keys, q, pos, lo, hi, method, top):
+    """Left answer for q from its window: :func:`lift_search` when the window is narrower
+    than ``2 * top`` and the method is binary, else :func:`search_window`;
+    either way verified against the window's neighbours (galloping out when it misses)."""
+    if method == SEARCH_BINARY and hi - lo < 2 * top:
+        return leave_window(keys, q, lift_search(keys, q, lo, hi, top), lo, hi, False)
+    return search_window(keys, q, pos, lo, hi, False, method)
+
+
+def lift_top(max_window: int) -> int:
+    """The ``top`` of :func:`lift_search` for windows up to ``max_window`` keys wide: the
+    smallest power of two above half of it, or 0 (no lifting) past LIFT_MAX."""
+    if max_window > LIFT_MAX:
+        return 0
+    top = 1
+    while 2 * top <= max_window:
+        top *= 2
+    return top
+
+
+@njit(inline="always", **_JIT)
+def prefetch_window(keys, lo, hi):
+    """Request the window's first, middle and last key lines at once: the search's dependent
+    probes then hit cache instead of waiting on memory one after another."""
+    n = keys.shape[0]
+    prefetch(keys, min(lo, n - 1))
+    prefetch(keys, min((lo + hi) >> 1, n - 1))
+    prefetch(keys, max(hi - 1, 0))
+
+
+@njit(inline="always", **_JIT)
+def prepare_group(keys, queries, out, start, stop, mode, first, last, sq, slo):
+    """Phase 1 of a lock-step group, ``queries[start:stop]``: answer those that the ends of the
+    key array decide (into ``out``, marking ``slo[k] = -1``), and leave the others' left-search
+    query in ``sq[k]`` with ``slo[k] = 0``. ``first``/``last``: the key array's ends (n > 0)."""
+    for i in range(start, stop):
+        k = i - start
+        q, answer = prepare_between(keys, queries[i], mode, first, last)
+        if answer != NEEDS_SEARCH:
+            out[i] = answer
+            slo[k] = -1
+        else:
+            sq[k] = q
+            slo[k] = 0
+
+
+@njit(inline="always", **_JIT)
+def search_group(keys, sq, spos, slo, shi, count, out, start, mode, top):
+    """The last phases of a lock-step group: prefetch every live window ``[slo[k], shi[k]]``
+    (``slo[k] >= 0``), then search them in turn, so a group waits on memory about once.
+    Answers go to ``out[start + k]``. Complexity O(count log window)."""
+    for k in range(count):
+        if slo[k] >= 0:
+            prefetch_window(keys, slo[k], shi[k])
+    for k in range(count):
+        if slo[k] >= 0:
+            q = sq[k]
+            r = search_in_window(keys, q, spos[k], slo[k], shi[k], SEARCH_BINARY, top)
+            out[start + k] = finish(keys, q, r, mode)
