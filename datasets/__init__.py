@@ -4,7 +4,8 @@ Repository tooling (importable from the repository root), not part of the
 learnedidx wheel. Submodules:
 
 * ``sosd``: SOSD binary format, validated memory-mapped reads, atomic writes;
-* ``generators``: seeded synthetic distributions (``GENERATORS``, ``generate``);
+* ``generators``: seeded synthetic distributions (``GENERATORS``, ``generate``;
+  ``ADVERSARIAL`` names the shapes built to hurt a learned index);
 * ``real``: the shared real key sets, SOSD's published data sets, package recipes;
 * ``s2``: vectorised S2 cell ids of latitude/longitude points;
 * ``workloads``: SOSD-style lookup workloads with expected answers;
@@ -17,7 +18,7 @@ Command line: ``python -m datasets --help``.
 
 from .cache import data_dir, read_sidecar
 from .catalog import DEFAULT_N, load, make, resolve
-from .generators import GENERATORS, UNIQUE_GENERATORS, generate
+from .generators import ADVERSARIAL, GENERATORS, UNIQUE_GENERATORS, generate
 from .plot import plot_cdf
 from .real import (
     RECIPES,
@@ -43,6 +44,7 @@ from .stats import describe, line_fit_error
 from .workloads import load_workload, make_workload, save_workload, verify_workload, workload_name
 
 __all__ = [
+    "ADVERSARIAL",
     "DEFAULT_N",
     "GENERATORS",
     "RECIPES",

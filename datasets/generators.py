@@ -11,7 +11,12 @@ All return exactly ``n`` sorted uint64 keys. All except ``zipf`` return unique
 keys: draws are sorted, duplicates dropped, and the shortfall topped up with
 further draws from the same distribution merged in (O(n) per round, rarely more
 than a couple of rounds). Cost is dominated by drawing and by at most one sort
-of n keys; ``uniform_dense``, ``zipf`` and ``clustered`` need no sort of n keys.
+of n keys; ``uniform_dense``, ``zipf``, ``clustered`` and the ADVERSARIAL shapes
+but ``loguniform64`` need no sort of n keys: they lay out segments (runs,
+clusters, bands, pieces) in key order and fill each with uniform keys.
+
+ADVERSARIAL names the shapes built to hurt a learned index (the last six rows);
+each function's first docstring line says why.
 
 =============== ==============================================================
 name            keys (u: uniform, z: standard normal, e: standard exponential)
@@ -31,6 +36,17 @@ clustered       dense runs (about 1000 keys each; each run's mean in-run gap is
                 a step-shaped CDF like map cell ids
 piecewise       up to 32 key-range slices, each linear (easy), lognormal or
                 clustered (hard)
+loguniform64    ``floor(2**(64 * u))``: log-uniform over the whole uint64 range
+exp_gaps        gaps ``s_i * e``, log10(s_i) a Brownian path over the positions
+                (8 decades per unit time): density drifts over ~13 decades
+staircase       runs of 1 to n/16 keys (log-uniform) at gaps of 1-3, between
+                jumps sharing the key space in proportions ``2**(24 * u)``
+outliers        a bulk of ~89% of the keys at 2**63, up to 6 bands each side,
+                1000x farther out and 10x fewer keys each (5%, 0.5%, ...)
+geo_clusters    ~4.5 ln(n) tight clusters at uniform random places, holding
+                20%, 16%, 13%, ... (ratio 0.8) of the keys
+fractal         every piece of > 16 keys cut at a width share U(0.2, 0.8), its
+                left part getting 5-25% or 75-95% of its keys
 =============== ==============================================================
 """
 
@@ -47,6 +63,12 @@ _ZIPF_DRAWS_PER_KEY = 16
 _RUN_MEAN_KEYS = 1_000
 _PIECEWISE_SLICES = 32
 _MAX_TOPUP_ROUNDS = 64
+_EXP_GAPS_DECADES = 8.0  # drift of log10(gap scale) per unit of Brownian time (the whole key set)
+_STAIRCASE_LONGEST_SHARE = 16  # the longest run holds n/16 keys
+_STAIRCASE_JUMP_OCTAVES = 24.0
+_OUTLIER_MAX_BANDS = 6  # 1000**7 > 2**63: no seventh band fits
+_GEO_CLUSTER_SHARE = 0.2  # the largest cluster's expected share of the keys; each next one 0.8 times that
+_FRACTAL_LEAF_KEYS = 16  # pieces this small are filled uniformly: 8 costs 1.6x the time, same shape
 
 Draw = Callable[[np.random.Generator, int], np.ndarray]
 
@@ -306,6 +328,230 @@ def piecewise(n: int, seed: int = 42) -> np.ndarray:
     return np.concatenate(parts)
 
 
+# --------------------------------------------------------------------------- adversarial shapes
+# Shapes built to hurt a learned index (ADVERSARIAL). Most are laid out as segments
+# (runs, clusters, bands, pieces) placed in key order and filled by _spread, which
+# needs no sort; loguniform64 is the one drawn and sorted.
+
+
+def _spread(rng: np.random.Generator, counts: np.ndarray, lo: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """counts[s] unique keys uniform in [lo[s], lo[s] + width[s]) per segment s, concatenated (O(n), no sort).
+
+    Segments must be in key order, disjoint, with counts <= width. A segment's
+    k-th key is lo + floor(x_k * (width - count)) + k, where x_k are the
+    normalised partial sums of count + 1 exponential spacings (the order
+    statistics of count uniforms): non-decreasing, so the + k makes them unique.
+    """
+    keep = counts > 0
+    counts, lo, width = counts[keep].astype(np.int64), lo[keep], width[keep]
+    total, segments = int(counts.sum()), counts.size
+    if total == 0:
+        return np.empty(0, dtype=np.uint64)
+    cum = rng.standard_exponential(total + segments)
+    np.cumsum(cum, out=cum)
+    closing = np.cumsum(counts + 1) - 1  # index of each segment's last spacing (it follows the last key)
+    ends = cum[closing]
+    starts = np.concatenate(([0.0], ends[:-1]))
+    mask = np.ones(cum.size, dtype=bool)
+    mask[closing] = False
+    x = cum[mask]
+    del cum, mask
+    seg = np.repeat(np.arange(segments), counts)
+    x -= starts[seg]
+    x /= (ends - starts)[seg]
+    free = width - counts.astype(np.uint64)
+    x *= free.astype(np.float64)[seg]
+    keys = _uint64_from_floats(x)
+    del x
+    np.minimum(keys, free[seg], out=keys)  # float rounding never takes a key past its segment
+    keys += lo[seg]
+    rank = np.arange(total, dtype=np.uint64)
+    rank -= (np.cumsum(counts) - counts).astype(np.uint64)[seg]
+    keys += rank
+    return keys
+
+
+def _lay_out(widths: np.ndarray, jump_weights: np.ndarray) -> np.ndarray:
+    """Starts of runs of the given widths placed in order in [0, 2**64), the room left shared out by jumps.
+
+    Jump j comes before run j and one more after the last run, in proportion to
+    ``jump_weights`` (len(widths) + 1 of them); the slack of 2**-20 of the room
+    keeps the float shares from adding up past 2**64.
+    """
+    room = 2**64 - int(widths.sum(dtype=np.uint64))
+    share = jump_weights * (room * (1.0 - 2.0**-20) / float(jump_weights.sum()))
+    jumps = share[:-1].astype(np.uint64)
+    return np.cumsum(jumps, dtype=np.uint64) + (np.cumsum(widths, dtype=np.uint64) - widths)
+
+
+def _runs_of(counts: np.ndarray, mean_gap: np.ndarray) -> np.ndarray:
+    """Widths of runs holding ``counts`` keys with the given mean key gaps (>= 1, so each run fits its keys)."""
+    widths = np.ceil(counts * mean_gap).astype(np.uint64)
+    return np.maximum(widths, counts.astype(np.uint64))
+
+
+def loguniform64(n: int, seed: int = 42) -> np.ndarray:
+    """Log-uniform keys over 64 bits: over 2/3 lie below 2**50, in a linear root's first of 2**14 slices.
+
+    Keys floor(2**E), E uniform in [0, 64): every octave [2**k, 2**(k+1)) gets
+    n/64 draws. Octaves with fewer integers than that (k below about
+    log2(n/64)) come out filled completely and the shortfall is topped up from
+    the others (module doc), so the wider octaves each get about
+    n/(64 - log2(n/64)) keys. O(n log n): one sort. Raises ValueError for n < 0.
+    """
+    rng = _start(n, seed)
+    return _sorted_unique(_loguniform_draw, rng, n)
+
+
+def _loguniform_draw(rng: np.random.Generator, k: int) -> np.ndarray:
+    exponent = rng.random(k)
+    exponent *= 64.0
+    return _uint64_from_floats(np.exp2(exponent, out=exponent))
+
+
+def exp_gaps(n: int, seed: int = 42) -> np.ndarray:
+    """Exponential gaps whose scale drifts over about 13 decades: no sizable stretch of the CDF is near a line.
+
+    Gap i is scale_i * e_i (e standard exponential); log10(scale) is a Brownian
+    path over the positions, 8 decades per unit time: a stretch of a fraction f
+    of the keys drifts by about 8 * sqrt(f) decades (1000 of 100K keys: 0.8),
+    so density changes at every scale and a model's error grows with the
+    stretch it covers. Gaps are scaled to fill [0, 2**64), each at least 1.
+    O(n), no sort. Raises ValueError for n < 0.
+    """
+    rng = _start(n, seed)
+    if n == 0:
+        return np.empty(0, dtype=np.uint64)
+    log_scale = rng.standard_normal(n + 1)  # gap n follows the last key: the keys do not end at 2**64
+    np.cumsum(log_scale, out=log_scale)
+    log_scale *= _EXP_GAPS_DECADES * math.log(10.0) / math.sqrt(n + 1)
+    log_scale -= log_scale.max()
+    gaps = np.exp(log_scale, out=log_scale)
+    gaps *= rng.standard_exponential(n + 1)
+    gaps *= (2.0**64 - 1 - n) * (1.0 - 2.0**-20) / float(gaps.sum())
+    steps = gaps[:n].astype(np.uint64)
+    del gaps
+    steps += np.uint64(1)  # >= 1 keeps keys unique; the slack above keeps the sum below 2**64
+    keys = np.cumsum(steps, out=steps)
+    keys -= np.uint64(1)
+    return keys
+
+
+def staircase(n: int, seed: int = 42) -> np.ndarray:
+    """Random staircase of dense runs and huge jumps: a root model's slices are empty or hold whole runs.
+
+    Runs hold 1 to n/16 keys (log-uniform length) at a mean gap uniform in
+    [1, 3); the jumps before, between and after them share the rest of
+    [0, 2**64) in proportions 2**U(0, 24), so a few jumps take most of the key
+    space and every jump dwarfs every run. The steps recur at every scale of
+    the jump sizes. O(n), no sort. Raises ValueError for n < 0.
+    """
+    rng = _start(n, seed)
+    if n == 0:
+        return np.empty(0, dtype=np.uint64)
+    longest = max(2, n // _STAIRCASE_LONGEST_SHARE)
+    lengths = np.empty(0, dtype=np.int64)
+    while lengths.sum() < n:  # twice the expected number of runs: one round nearly always
+        draws = 16 + 2 * n * max(1, int(math.log(longest))) // longest
+        more = np.exp(rng.random(draws) * math.log(longest)).astype(np.int64)
+        lengths = np.concatenate((lengths, more))
+    ends = np.cumsum(lengths)
+    runs = int(np.searchsorted(ends, n)) + 1
+    counts = lengths[:runs]
+    counts[-1] -= int(ends[runs - 1]) - n
+    widths = _runs_of(counts, rng.uniform(1.0, 3.0, runs))
+    jumps = np.exp2(rng.uniform(0.0, _STAIRCASE_JUMP_OCTAVES, runs + 1))
+    return _spread(rng, counts, _lay_out(widths, jumps), widths)
+
+
+def outliers(n: int, seed: int = 42) -> np.ndarray:
+    """Dense bulk with nested outlier bands (1000x farther, 10x sparser each): a line sees the bulk as one step.
+
+    Band j (j = 1..B, innermost first) holds n // (20 * 10**(j-1)) keys on
+    each side (5%, 0.5%, ...), uniform at distances [h * 1000**j, 2h * 1000**j)
+    from 2**63; the bulk, the remaining ~89%, is uniform within h of 2**63.
+    h = 2**62 // 1000**B, B (at most 6) the most bands for which the bulk still
+    has an integer per key: the outermost band reaches 0 and 2**64 - 1, and the
+    bulk has 1 to 1000 integers per key. The outliers set the slope of any
+    line fitted to all keys. O(n), no sort. Raises ValueError for n < 0.
+    """
+    rng = _start(n, seed)
+    for bands in range(_OUTLIER_MAX_BANDS, -1, -1):
+        per_side = [n // (20 * 10**j) for j in range(bands)]
+        bulk = n - 2 * sum(per_side)
+        half = 2**62 // 1000**bands
+        if 2 * half >= bulk:
+            break
+    inner = [half * 1000 ** (j + 1) for j in range(bands)]  # distance of band j's inner edge from 2**63
+    counts = [*per_side[::-1], bulk, *per_side]
+    lo = [*(2**63 - 2 * d for d in inner[::-1]), 2**63 - half, *(2**63 + d for d in inner)]
+    width = [*inner[::-1], 2 * half, *inner]
+    return _spread(rng, np.array(counts), np.array(lo, dtype=np.uint64), np.array(width, dtype=np.uint64))
+
+
+def geo_clusters(n: int, seed: int = 42) -> np.ndarray:
+    """Tight clusters of geometric sizes at random centres: a few tall steps, far from any line or root model.
+
+    Cluster k = 0, 1, ... holds a multinomial share p * (1 - p)**k of the keys
+    (p = 0.2: 20%, 16%, 13%, ...; about 4.5 * ln(n) clusters, until
+    (1 - p)**k < 1/n), in random order at uniformly random places in
+    [0, 2**64); keys in a cluster have a mean gap lognormal with median 2
+    (at least 1). O(n), no sort. Raises ValueError for n < 0.
+    """
+    rng = _start(n, seed)
+    if n == 0:
+        return np.empty(0, dtype=np.uint64)
+    clusters = max(1, math.ceil(math.log(n + 1) / -math.log1p(-_GEO_CLUSTER_SHARE)))
+    share = _GEO_CLUSTER_SHARE * (1.0 - _GEO_CLUSTER_SHARE) ** np.arange(clusters)
+    counts = rng.permutation(rng.multinomial(n, share / share.sum()))
+    widths = _runs_of(counts, np.maximum(1.0, rng.lognormal(math.log(2.0), 0.5, clusters)))
+    return _spread(rng, counts, _lay_out(widths, rng.standard_exponential(clusters + 1)), widths)
+
+
+def fractal(n: int, seed: int = 42) -> np.ndarray:
+    """Self-similar (devil's-staircase-like) CDF: density jumps at every scale, so no finer model is linear.
+
+    Starting from [0, 2**64 - 1), every piece with more than 16 keys is cut at
+    a share q ~ U(0.2, 0.8) of its width, and its left part gets a binomial
+    share p of its keys, p = 0.5 +- U(0.25, 0.45) (in [0.05, 0.25] or
+    [0.75, 0.95]); pieces of 16 keys or fewer are filled uniformly. A line over
+    any stretch, from all keys down to 100 of them, is typically off by 30% of
+    the stretch. O(n) (about n/7 cuts; one sort of the pieces, not of the keys).
+    Raises ValueError for n < 0.
+    """
+    rng = _start(n, seed)
+    lo = np.zeros(1, dtype=np.uint64)
+    width = np.array([2**64 - 1], dtype=np.uint64)
+    count = np.array([n], dtype=np.int64)
+    leaves: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    while count.size:
+        leaf = count <= _FRACTAL_LEAF_KEYS
+        leaves.append((lo[leaf], width[leaf], count[leaf]))
+        lo, width, count = lo[~leaf], width[~leaf], count[~leaf]
+        if not count.size:
+            break
+        q = rng.uniform(0.2, 0.8, count.size)
+        w_left = np.minimum((width.astype(np.float64) * q).astype(np.uint64), width)
+        w_right = width - w_left
+        p = rng.uniform(0.25, 0.45, count.size)
+        p *= rng.integers(0, 2, count.size) * 2 - 1
+        p += 0.5
+        c_left = rng.binomial(count, p)
+        cap = np.uint64(2**62)  # far above any count; keeps the clip in int64
+        np.clip(
+            c_left,
+            count - np.minimum(w_right, cap).astype(np.int64),
+            np.minimum(w_left, cap).astype(np.int64),
+            out=c_left,
+        )  # each part must have room for its keys (unique integers)
+        lo = np.column_stack((lo, lo + w_left)).ravel()
+        width = np.column_stack((w_left, w_right)).ravel()
+        count = np.column_stack((c_left, count - c_left)).ravel()
+    lo, width, count = (np.concatenate(part) for part in zip(*leaves, strict=True))
+    order = np.argsort(lo, kind="stable")
+    return _spread(rng, count[order], lo[order], width[order])
+
+
 GENERATORS: dict[str, Callable[[int, int], np.ndarray]] = {
     "uniform_dense": uniform_dense,
     "uniform_sparse": uniform_sparse,
@@ -315,7 +561,16 @@ GENERATORS: dict[str, Callable[[int, int], np.ndarray]] = {
     "zipf": zipf,
     "clustered": clustered,
     "piecewise": piecewise,
+    "loguniform64": loguniform64,
+    "exp_gaps": exp_gaps,
+    "staircase": staircase,
+    "outliers": outliers,
+    "geo_clusters": geo_clusters,
+    "fractal": fractal,
 }
+
+# Shapes built to hurt a learned index: the benchmark's adversarial group.
+ADVERSARIAL = ("loguniform64", "exp_gaps", "staircase", "outliers", "geo_clusters", "fractal")
 
 # Generators promising unique keys (all but zipf).
 UNIQUE_GENERATORS = frozenset(GENERATORS) - {"zipf"}

@@ -298,6 +298,83 @@ def test_generator_shapes():
     assert np.count_nonzero(gaps > 2**40) < 100 and np.median(gaps) < 100  # a few huge gaps, dense runs
 
 
+# The adversarial shapes: each must beat a figure of difficulty that uniform keys fail by far.
+
+
+def single_line_error(keys: np.ndarray) -> float:
+    """Max error of one least-squares line over the whole CDF, as a share of n."""
+    return datasets.line_fit_error(keys)[0] / keys.size
+
+
+def stretch_line_error(keys: np.ndarray, stretch: int) -> float:
+    """Median over disjoint stretches of ``stretch`` keys of one line's max error there, as a share of the stretch."""
+    parts = keys[: keys.size // stretch * stretch].reshape(-1, stretch)
+    return float(np.median([datasets.line_fit_error(part - part[0])[0] for part in parts])) / stretch
+
+
+def fullest_slice(keys: np.ndarray, slices: int = 1000) -> float:
+    """Share of the keys in the fullest of ``slices`` equal-width slices of [min, max] (a linear root's leaves)."""
+    lo, hi = float(keys[0]), float(keys[-1])
+    at = np.minimum(((keys.astype(np.float64) - lo) * (slices / (hi - lo))).astype(np.int64), slices - 1)
+    return np.bincount(at, minlength=slices).max() / keys.size
+
+
+def every_scale_error(keys: np.ndarray) -> float:
+    """The smallest stretch line error over stretches of 100, 1000, 10K and all keys."""
+    return min(stretch_line_error(keys, stretch) for stretch in (100, 1000, 10_000, keys.size))
+
+
+# name -> (figure, threshold): at 100K keys the shape's figure is >= threshold, uniform keys' < threshold / 3.
+# Measured over 31 seeds (min / median), uniform_sparse in brackets: loguniform64 0.47/0.47 (0.001),
+# exp_gaps 0.13/0.15 (0.02), staircase 0.27/0.33 (0.006), outliers 0.50/0.50 (0.001),
+# geo_clusters 0.20/0.20 (0.001), fractal 0.14/0.28 (0.001).
+HARDNESS = {
+    "loguniform64": (single_line_error, 0.4),
+    "exp_gaps": (lambda keys: stretch_line_error(keys, 1000), 0.08),
+    "staircase": (lambda keys: stretch_line_error(keys, 10_000), 0.15),
+    "outliers": (single_line_error, 0.4),
+    "geo_clusters": (fullest_slice, 0.1),
+    "fractal": (every_scale_error, 0.1),
+}
+
+
+def test_adversarial_group_is_registered():
+    assert set(HARDNESS) == set(datasets.ADVERSARIAL) and len(datasets.ADVERSARIAL) == 6
+    assert set(datasets.ADVERSARIAL) <= datasets.UNIQUE_GENERATORS
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", name) for name in datasets.ADVERSARIAL)
+    assert "ADVERSARIAL" in datasets.__all__
+
+
+@pytest.mark.parametrize("name", datasets.ADVERSARIAL)
+def test_adversarial_contract(name):
+    for n in (0, 1, 2, 10, 1000, 100_000):
+        keys = datasets.generate(name, n, seed=SEED)
+        assert keys.dtype == np.uint64 and keys.shape == (n,), n
+        assert np.all(keys[1:] > keys[:-1]), f"n={n}: not strictly increasing (a wrap past 2**64 shows here too)"
+        np.testing.assert_array_equal(keys, datasets.generate(name, n, seed=SEED))
+        if n:
+            assert not np.array_equal(keys, datasets.generate(name, n, seed=SEED + 1)), n
+
+
+@pytest.mark.parametrize("name", datasets.ADVERSARIAL)
+def test_adversarial_shape_is_hard(name):
+    figure, threshold = HARDNESS[name]
+    got = figure(datasets.generate(name, 100_000, seed=SEED))
+    uniform = figure(datasets.generate("uniform_sparse", 100_000, seed=SEED))
+    assert got >= threshold > 3 * uniform, f"{name}: {got:.3f}, uniform keys {uniform:.3f}, threshold {threshold}"
+
+
+def test_adversarial_shapes():
+    logu = datasets.generate("loguniform64", 100_000, seed=SEED)
+    assert np.mean(logu < 2**50) > 2 / 3 and logu[-1] > 2**62  # the docstring's claim; the top octaves are used
+    out = datasets.generate("outliers", 100_000, seed=SEED)
+    near_centre = np.abs(out.astype(np.float64) - 2.0**63) < 2.0**62 / 1000**4  # the bulk: 4 bands fit at 100K
+    assert 0.88 < np.mean(near_centre) < 0.9
+    assert out[0] < 2**62 and out[-1] > 2**64 - 2**62  # the outermost band reaches towards both ends
+    stairs = np.diff(datasets.generate("staircase", 100_000, seed=SEED))
+    assert np.median(stairs) <= 3 and np.count_nonzero(stairs > 2**32) < 1000  # dense runs, few huge jumps
+
+
 def test_generate_errors():
     with pytest.raises(ValueError, match="uniform_dense.*lognormal"):
         datasets.generate("nope", 10)
