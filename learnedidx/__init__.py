@@ -10,8 +10,9 @@ from ._coerce import LEFT, RIGHT
 from .base import FIND, KeyValueIndex
 from .models import MODELS
 from .rmi import RMI, RMIConfig
+from .pgm import PGM, PGMConfig
 from .dynamic import DynamicConfig, DynamicRMI
 from .persist import IndexFileError, load
 
-__all__ = ["KeyValueIndex", "RMI", "RMIConfig", "DynamicRMI", "DynamicConfig", "MODELS", "LEFT", "RIGHT", "FIND", "load", "IndexFileError"]
+__all__ = ["KeyValueIndex", "RMI", "RMIConfig", "PGM", "PGMConfig", "DynamicRMI", "DynamicConfig", "MODELS", "LEFT", "RIGHT", "FIND", "load", "IndexFileError"]
 __version__ = "0.1.0"

@@ -166,6 +166,19 @@ def _successor_impl(q):
     return lambda q: np.nextafter(q, fty(np.inf))
 
 
+def predecessor(q):
+    """The largest value of q's type below q (q must not be the type's smallest value)."""
+
+
+@overload(predecessor, jit_options=_JIT)
+def _predecessor_impl(q):
+    if isinstance(q, types.Integer):
+        ty = q
+        return lambda q: ty(q - ty(1))
+    fty = q
+    return lambda q: np.nextafter(q, fty(-np.inf))
+
+
 NEEDS_SEARCH = -9  #: marker of :func:`prepare_query`: the answer needs the model and a search
 
 
