@@ -63,21 +63,21 @@ def _cross(ox, oy, ax, ay, bx, by):
     return (ax - ox) * (by - oy) - (ay - oy) * (bx - ox)
 
 
-@njit(inline="always", **_JIT)
-def _grow(a, used):
-    if used < a.shape[0]:
-        return a
+@njit(**_JIT)
+def _grown(a):
+    """``a`` copied into an array twice as long (the caller checked it is full)."""
     b = np.empty(2 * a.shape[0], dtype=a.dtype)
-    b[:used] = a[:used]
+    b[:a.shape[0]] = a
     return b
 
 
 @njit(**_JIT)
-def fit_segments(points, eps):
-    """Optimal segments over sorted ``points`` (duplicates allowed: a run is one point at
-    its first position): every distinct point's first position is within ``eps`` of its
-    segment's line, in exact arithmetic (float rounding is absorbed by the measured bounds,
-    :func:`level_errors`). Complexity O(n) time, O(longest hull) scratch.
+def fit_segments(points, eps, start):
+    """Optimal segments over sorted ``points[start:]`` (duplicates allowed: a run is one
+    point at its first position; ``points[start]`` starts a run): every distinct point's first
+    position is within ``eps`` of its segment's line, in exact arithmetic (float rounding is
+    absorbed by the measured bounds, :func:`level_errors`). Complexity O(n) time, O(longest
+    hull) scratch.
 
     Returns:
         ``(starts, slopes, intercepts)``: position in ``points`` of each segment's first
@@ -92,105 +92,112 @@ def fit_segments(points, eps):
     lx = np.empty(64)
     ly = np.empty(64)
     count = 0
-    e = np.float64(eps)
-    i = 0
+    i = start
     while i < n:
-        anchor = points[i]
-        bits = _anchor_bits(anchor)
-        value = np.float64(anchor)
-        nu = 0
-        nl = 0
-        us = 0
-        ls = 0
-        npts = 0
-        r0x = r0y = r1x = r1y = r2x = r2y = r3x = r3y = 0.0
-        j = i
-        while j < n:
-            if j > i and points[j] == points[j - 1]:
-                j += 1
-                continue
-            x = key_offset(points[j], bits, value)
-            y = np.float64(j - i)
-            if npts == 0:
-                r0x, r0y, r1x, r1y = x, y + e, x, y - e
-                ux[0], uy[0], lx[0], ly[0] = x, y + e, x, y - e
-                nu = nl = 1
-            elif npts == 1:
-                r2x, r2y, r3x, r3y = x, y - e, x, y + e
-                ux = _grow(ux, nu)
-                uy = _grow(uy, nu)
-                ux[nu], uy[nu] = x, y + e
-                nu += 1
-                lx = _grow(lx, nl)
-                ly = _grow(ly, nl)
-                lx[nl], ly[nl] = x, y - e
-                nl += 1
-            else:
-                s1x, s1y = r2x - r0x, r2y - r0y  # the flattest line, through r0 and r2
-                s2x, s2y = r3x - r1x, r3y - r1y  # the steepest line, through r1 and r3
-                if s1x * (y + e - r2y) - s1y * (x - r2x) < 0.0 or s2x * (y - e - r3y) - s2y * (x - r3x) > 0.0:
-                    break  # above the steepest or below the flattest line: no line fits
-                if s2x * (y + e - r1y) - s2y * (x - r1x) < 0.0:
-                    # The upper point lowers the steepest line: it now pivots on the point of
-                    # the lower chain with the smallest slope to it.
-                    best = ls
-                    for t in range(ls + 1, nl):
-                        if (y + e - ly[t]) * (x - lx[best]) < (y + e - ly[best]) * (x - lx[t]):
-                            best = t
-                        else:
-                            break
-                    r1x, r1y, r3x, r3y = lx[best], ly[best], x, y + e
-                    ls = best
-                    while nu >= us + 2 and _cross(ux[nu - 2], uy[nu - 2], ux[nu - 1], uy[nu - 1], x, y + e) <= 0.0:
-                        nu -= 1
-                    ux = _grow(ux, nu)
-                    uy = _grow(uy, nu)
-                    ux[nu], uy[nu] = x, y + e
-                    nu += 1
-                if s1x * (y - e - r0y) - s1y * (x - r0x) > 0.0:
-                    # The lower point raises the flattest line: it pivots on the point of the
-                    # upper chain with the largest slope to it.
-                    best = us
-                    for t in range(us + 1, nu):
-                        if (y - e - uy[t]) * (x - ux[best]) > (y - e - uy[best]) * (x - ux[t]):
-                            best = t
-                        else:
-                            break
-                    r0x, r0y, r2x, r2y = ux[best], uy[best], x, y - e
-                    us = best
-                    while nl >= ls + 2 and _cross(lx[nl - 2], ly[nl - 2], lx[nl - 1], ly[nl - 1], x, y - e) >= 0.0:
-                        nl -= 1
-                    lx = _grow(lx, nl)
-                    ly = _grow(ly, nl)
-                    lx[nl], ly[nl] = x, y - e
-                    nl += 1
-            npts += 1
-            j += 1
-        slope = 0.0
-        intercept = 0.0
-        if npts >= 2:
-            s1x, s1y = r2x - r0x, r2y - r0y
-            s2x, s2y = r3x - r1x, r3y - r1y
-            if s1x > 0.0 and s2x > 0.0:
-                slope = 0.5 * (s1y / s1x + s2y / s2x)
-                den = s1x * s2y - s1y * s2x
-                if den != 0.0:
-                    # The extreme lines cross inside the feasible region: a line through the
-                    # crossing point with a slope between theirs fits every point.
-                    t = ((r1x - r0x) * s2y - (r1y - r0y) * s2x) / den
-                    intercept = (r0y + t * s1y) - slope * (r0x + t * s1x)
-                if den == 0.0 or not np.isfinite(intercept):
-                    # Parallel (or overflowed): the line midway between the two.
-                    intercept = 0.5 * ((r0y - slope * r0x) + (r1y - slope * r1x))
-        starts = _grow(starts, count)
-        slopes = _grow(slopes, count)
-        intercepts = _grow(intercepts, count)
+        j, slope, intercept, fitted = _fit_one(points, np.float64(eps), i, ux, uy, lx, ly)
+        if not fitted:  # a hull outgrew its scratch: again with twice the room
+            ux, uy, lx, ly = _grown(ux), _grown(uy), _grown(lx), _grown(ly)
+            continue
+        if count == starts.shape[0]:
+            starts, slopes, intercepts = _grown(starts), _grown(slopes), _grown(intercepts)
         starts[count] = i
         slopes[count] = slope
         intercepts[count] = intercept + i
         count += 1
         i = j
     return starts[:count].copy(), slopes[:count].copy(), intercepts[:count].copy()
+
+
+@njit(**LEAN_JIT)
+def _fit_one(points, e, i, ux, uy, lx, ly):
+    """The longest segment from ``points[i]``: ``(end, slope, intercept, fitted)`` with its
+    line relative to its first point, or ``fitted`` False when a hull needs more room than
+    the scratch chains ``ux, uy`` (upper points) and ``lx, ly`` (lower points) have.
+    Without reference counting: this loop is the whole build (an array rebound in it cost
+    several atomic operations a point)."""
+    n = points.shape[0]
+    anchor = points[i]
+    bits = _anchor_bits(anchor)
+    value = np.float64(anchor)
+    nu = 0
+    nl = 0
+    us = 0
+    ls = 0
+    npts = 0
+    r0x = r0y = r1x = r1y = r2x = r2y = r3x = r3y = 0.0
+    j = i
+    while j < n:
+        if j > i and points[j] == points[j - 1]:
+            j += 1
+            continue
+        x = key_offset(points[j], bits, value)
+        y = np.float64(j - i)
+        if npts == 0:
+            r0x, r0y, r1x, r1y = x, y + e, x, y - e
+            ux[0], uy[0], lx[0], ly[0] = x, y + e, x, y - e
+            nu = nl = 1
+        elif npts == 1:
+            r2x, r2y, r3x, r3y = x, y - e, x, y + e
+            ux[1], uy[1], lx[1], ly[1] = x, y + e, x, y - e  # the chains hold at least 64
+            nu = nl = 2
+        else:
+            s1x, s1y = r2x - r0x, r2y - r0y  # the flattest line, through r0 and r2
+            s2x, s2y = r3x - r1x, r3y - r1y  # the steepest line, through r1 and r3
+            if s1x * (y + e - r2y) - s1y * (x - r2x) < 0.0 or s2x * (y - e - r3y) - s2y * (x - r3x) > 0.0:
+                break  # above the steepest or below the flattest line: no line fits
+            if s2x * (y + e - r1y) - s2y * (x - r1x) < 0.0:
+                # The upper point lowers the steepest line: it now pivots on the point of
+                # the lower chain with the smallest slope to it.
+                best = ls
+                for t in range(ls + 1, nl):
+                    if (y + e - ly[t]) * (x - lx[best]) < (y + e - ly[best]) * (x - lx[t]):
+                        best = t
+                    else:
+                        break
+                r1x, r1y, r3x, r3y = lx[best], ly[best], x, y + e
+                ls = best
+                while nu >= us + 2 and _cross(ux[nu - 2], uy[nu - 2], ux[nu - 1], uy[nu - 1], x, y + e) <= 0.0:
+                    nu -= 1
+                if nu == ux.shape[0]:
+                    return j, 0.0, 0.0, False
+                ux[nu], uy[nu] = x, y + e
+                nu += 1
+            if s1x * (y - e - r0y) - s1y * (x - r0x) > 0.0:
+                # The lower point raises the flattest line: it pivots on the point of the
+                # upper chain with the largest slope to it.
+                best = us
+                for t in range(us + 1, nu):
+                    if (y - e - uy[t]) * (x - ux[best]) > (y - e - uy[best]) * (x - ux[t]):
+                        best = t
+                    else:
+                        break
+                r0x, r0y, r2x, r2y = ux[best], uy[best], x, y - e
+                us = best
+                while nl >= ls + 2 and _cross(lx[nl - 2], ly[nl - 2], lx[nl - 1], ly[nl - 1], x, y - e) >= 0.0:
+                    nl -= 1
+                if nl == lx.shape[0]:
+                    return j, 0.0, 0.0, False
+                lx[nl], ly[nl] = x, y - e
+                nl += 1
+        npts += 1
+        j += 1
+    slope = 0.0
+    intercept = 0.0
+    if npts >= 2:
+        s1x, s1y = r2x - r0x, r2y - r0y
+        s2x, s2y = r3x - r1x, r3y - r1y
+        if s1x > 0.0 and s2x > 0.0:
+            slope = 0.5 * (s1y / s1x + s2y / s2x)
+            den = s1x * s2y - s1y * s2x
+            if den != 0.0:
+                # The extreme lines cross inside the feasible region: a line through the
+                # crossing point with a slope between theirs fits every point.
+                t = ((r1x - r0x) * s2y - (r1y - r0y) * s2x) / den
+                intercept = (r0y + t * s1y) - slope * (r0x + t * s1x)
+            if den == 0.0 or not np.isfinite(intercept):
+                # Parallel (or overflowed): the line midway between the two.
+                intercept = 0.5 * ((r0y - slope * r0x) + (r1y - slope * r1x))
+    return j, slope, intercept, True
 
 
 @njit(inline="always", **_JIT)
@@ -206,8 +213,8 @@ def segment_position(seg_keys, params, s, q, limit, end):
     return _clamp_index(y, limit)
 
 
-@njit(**_JIT)
-def level_errors(points, starts, seg_keys, params, tail, has_tail):
+@njit(**LEAN_JIT)
+def level_errors(points, starts, seg_keys, params, first, last, tail, has_tail, log2_table):
     """Bounds ``(lo, hi)`` with ``lo <= lb(q) - pos(q) <= hi`` for every query q that a level's
     segments (starting at ``points[starts]``, over sorted ``points``) are asked about, computed
     with the lookup's own arithmetic, and ``(max |error|, sum of log2(|error| + 1))`` over
@@ -217,7 +224,10 @@ def level_errors(points, starts, seg_keys, params, tail, has_tail):
     points answers from its first position, and from its end just above it) and at the gap
     before the next segment (the predecessor of the next segment's first point). With
     ``has_tail`` the last segment is also asked about ``tail`` (up to the largest key).
-    Complexity O(len(points)).
+    Segments ``first .. last - 1`` only, so that threads can share a level (the caller
+    combines the bounds). ``log2_table[e]`` is ``log2(e + 1)`` for the errors most keys have
+    (a table read instead of a logarithm: half the measuring time). Complexity O(points of
+    those segments).
     """
     n = points.shape[0]
     lo = 0
@@ -226,8 +236,8 @@ def level_errors(points, starts, seg_keys, params, tail, has_tail):
     sum_log2 = 0.0
     seen = False
     count = starts.shape[0]
-    i = 0
-    for s in range(count):
+    i = starts[first]
+    for s in range(first, last):
         end = starts[s + 1] if s + 1 < count else n
         while i < end:
             e = i + 1
@@ -242,7 +252,7 @@ def level_errors(points, starts, seg_keys, params, tail, has_tail):
             hi = max(hi, e - pos)
             err = abs(i - pos)
             max_abs = max(max_abs, err)
-            sum_log2 += (e - i) * np.log2(err + 1.0)
+            sum_log2 += (e - i) * (log2_table[err] if err < log2_table.shape[0] else np.log2(err + 1.0))
             i = e
         if end < n:
             pos = segment_position(seg_keys, params, s, predecessor(points[end]), n, count)

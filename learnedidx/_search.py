@@ -24,6 +24,9 @@ SEARCHES = {"binary": SEARCH_BINARY, "linear": SEARCH_LINEAR, "exponential": SEA
 #: kernel; a numpy scalar global is typed int64.
 ZERO = np.int64(0)
 
+#: Windows of at most this many keys have every cache line prefetched by :func:`search_group`
+#: (wider ones their first, middle and last): all of a search's probes then hit cache.
+FULL_PREFETCH_KEYS = 64
 LIFT_MAX = 255  #: widest window searched by fixed-step lifting (8 steps); wider ones by binary search
 
 #: Options of the small helpers inlined into kernels (the caller's reference-counting setting
@@ -284,9 +287,21 @@ def search_group(keys, sq, spos, slo, shi, count, out, start, mode, top):
     """The last phases of a lock-step group: prefetch every live window ``[slo[k], shi[k]]``
     (``slo[k] >= 0``), then search them in turn, so a group waits on memory about once.
     Answers go to ``out[start + k]``. Complexity O(count log window)."""
+    step = max(1, 64 // keys.itemsize)  # keys a cache line
     for k in range(count):
         if slo[k] >= 0:
-            prefetch_window(keys, slo[k], shi[k])
+            lo = slo[k]
+            hi = shi[k]
+            if hi - lo <= FULL_PREFETCH_KEYS:
+                # Every line of a narrow window, its verifying neighbours included.
+                i = max(lo - 1, 0)
+                last = min(hi, keys.shape[0] - 1)
+                while i <= last:
+                    prefetch(keys, i)
+                    i += step
+                prefetch(keys, last)
+            else:
+                prefetch_window(keys, lo, hi)
     for k in range(count):
         if slo[k] >= 0:
             q = sq[k]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
@@ -16,6 +17,8 @@ from .base import KeyValueIndex, compile_scalar_entry
 from .persist import register
 
 _MAX_EPSILON = 1 << 20
+#: Levels of at least this many points are built in slices on every Numba thread.
+_PARALLEL_BUILD_MIN = 1 << 20
 
 
 def _whole(name: str, value, low: int, high: int) -> int:
@@ -79,27 +82,40 @@ def train(keys: np.ndarray, config: PGMConfig):
     Level 0 fits segments to the keys with ``epsilon``; each level above fits the first keys of
     the one below with ``epsilon_recursive``, up to a level of one segment. Every level's
     window bounds are then measured with the lookup's own arithmetic
-    (:func:`learnedidx._pgm_kernels.level_errors`). Complexity O(n).
+    (:func:`learnedidx._pgm_kernels.level_errors`). Large levels are fitted and measured in
+    slices on every Numba thread (the kernels release the GIL); a slice boundary costs at most
+    one segment more. Complexity O(n).
     """
     n = len(keys)
     levels = []  # (seg_keys, params, err_lo, err_hi) bottom first
     stats = {"max_error": 0, "avg_log2_error": 0.0, "segments": 0}
     points = keys
     eps = config.epsilon
-    while n:
-        starts, slopes, intercepts = K.fit_segments(points, eps)
-        seg_keys = points[starts]
-        params = np.empty(2 * len(starts))
-        params[0::2] = slopes
-        params[1::2] = intercepts
-        lo, hi, max_abs, sum_log2 = K.level_errors(points, starts, seg_keys, params, keys[-1], points is not keys)
-        if points is keys:
-            stats = {"max_error": int(max_abs), "avg_log2_error": float(sum_log2 / n), "segments": len(starts)}
-        levels.append((seg_keys, params, lo, hi))
-        if len(starts) == 1:
-            break
-        points = seg_keys
-        eps = config.epsilon_recursive
+    threads = numba.get_num_threads() if n >= _PARALLEL_BUILD_MIN else 1
+    log2_table = np.log2(np.arange(1, max(config.epsilon, config.epsilon_recursive) + 3, dtype=np.float64))
+    with ThreadPoolExecutor(threads) as pool:
+        while n:
+            starts, slopes, intercepts = _fit_level(pool, threads, points, eps)
+            seg_keys = points[starts]
+            params = np.empty(2 * len(starts))
+            params[0::2] = slopes
+            params[1::2] = intercepts
+            parts = len(starts) if len(points) >= _PARALLEL_BUILD_MIN else 1
+            cuts = np.linspace(0, len(starts), min(threads, parts) + 1).astype(np.int64)
+            measured = list(pool.map(
+                lambda c: K.level_errors(points, starts, seg_keys, params, cuts[c], cuts[c + 1], keys[-1],
+                                         points is not keys, log2_table),
+                range(len(cuts) - 1)))
+            lo = min(m[0] for m in measured)
+            hi = max(m[1] for m in measured)
+            if points is keys:
+                stats = {"max_error": int(max(m[2] for m in measured)),
+                         "avg_log2_error": float(sum(m[3] for m in measured) / n), "segments": len(starts)}
+            levels.append((seg_keys, params, lo, hi))
+            if len(starts) == 1:
+                break
+            points = seg_keys
+            eps = config.epsilon_recursive
     meta = np.zeros(K.META_HEADER + K.META_STRIDE * len(levels), dtype=np.int64)
     meta[K.META_N] = n
     meta[K.META_LEVELS] = len(levels)
@@ -349,6 +365,17 @@ class PGM(KeyValueIndex):
             raise ValueError(f"{len(seg_keys)} segment keys and {len(params)} params for {offset} segments")
         self._meta, self._seg_keys, self._params = meta, seg_keys.view(), params.view()
         self._finish()
+
+
+def _fit_level(pool, threads: int, points: np.ndarray, eps: int) -> tuple:
+    """``fit_segments`` over ``points`` in ``threads`` slices, each starting at a run's first
+    point, concatenated."""
+    if threads == 1 or len(points) < _PARALLEL_BUILD_MIN:
+        return K.fit_segments(points, eps, 0)
+    cuts = np.searchsorted(points, points[np.linspace(0, len(points), threads + 1).astype(np.int64)[1:-1]])
+    bounds = np.unique(np.concatenate(([0], cuts, [len(points)])))
+    parts = list(pool.map(lambda c: K.fit_segments(points[:bounds[c + 1]], eps, bounds[c]), range(len(bounds) - 1)))
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
 
 
 register(PGM, "learnedidx.PGM")

@@ -102,7 +102,7 @@ def test_segments_are_optimal(seed, eps):
     segment's line on its first point, needs more on these points."""
     rng = np.random.default_rng(seed)
     keys = np.cumsum(rng.integers(1, 40, 28)).astype(np.int64)
-    starts, _, _ = K.fit_segments(keys, eps)
+    starts, _, _ = K.fit_segments(keys, eps, 0)
     assert len(starts) == _optimal_segment_count(keys.tolist(), list(range(len(keys))), eps)
 
 
@@ -192,3 +192,22 @@ def test_config_errors():
         PGM(keys, config=PGMConfig(), epsilon=3)
     with pytest.raises(TypeError, match="config must be a PGMConfig"):
         PGM(keys, config={"epsilon": 3})
+
+
+def test_a_threaded_build_answers_like_a_serial_one(monkeypatch):
+    """Levels built in slices on two threads: at most one more segment a slice, same answers."""
+    from learnedidx import pgm
+    keys = np.repeat(datasets.generate("fractal", 40_000, 3), 3)  # runs cross the slice cuts
+    serial = PGM(keys, epsilon=8)
+    monkeypatch.setattr(pgm, "_PARALLEL_BUILD_MIN", 1000)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        sliced = PGM(keys, epsilon=8)
+    finally:
+        numba.set_num_threads(threads)
+    sliced._check()
+    assert serial.segments_count <= sliced.segments_count <= serial.segments_count + 1
+    queries = np.concatenate([keys[::7], keys[::5] + np.uint64(1)])
+    assert np.array_equal(sliced.lower_bound(queries), np.searchsorted(keys, queries))
+    assert np.array_equal(sliced.upper_bound(queries), np.searchsorted(keys, queries, "right"))
