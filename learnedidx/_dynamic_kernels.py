@@ -1564,7 +1564,7 @@ def refit_leaves(meta, params, keys, run_start, run_leaf, nr, log2_fixed, parall
     against 50 ms a merge at 10M keys); a leaf with runs far apart is fitted on all of them,
     with the anchor at its first key, like training does, then checked. Every key is evaluated
     with the very expression inference uses, so the error bounds hold bit for bit as in
-    :func:`learnedidx._rmi_kernels.leaf_errors`. Leaves without keys become constants (the
+    :func:`learnedidx.models.leaf_errors`. Leaves without keys become constants (the
     position where their keys would start), as training makes them. ``params`` is updated in
     place (leaf records only) and ``meta[1]`` must already be n. ``log2_fixed[e]`` is
     log2(e + 1) * LOG2_SCALE rounded.

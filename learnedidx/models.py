@@ -1,26 +1,37 @@
-"""Registry of RMI stage models: each fits the models of one stage and returns their records.
+"""Registry of RMI stage models, and the runs of keys they are fitted to.
 
-A fit function takes ``(keys, meta, params, stage, m, target_scale)``: the keys, the RMI arrays
-with every earlier stage already trained (keys are routed through them), the number of models of
-this stage, and the factor that turns positions into this stage's targets (``models in the next
-stage / n`` for inner stages, 1 for the leaves). It returns a float64 array of shape
-``(m, width)`` of model records (see :mod:`learnedidx._rmi_kernels`). Training is closed form and
-one pass over the keys per stage.
+A fit function takes ``(keys, meta, params, stage, m, target_scale, runs)``: the keys, the RMI
+arrays with every earlier stage already trained, the number of models of this stage, the factor
+that turns positions into this stage's targets (``models in the next stage / n`` for inner
+stages, 1 for the leaves), and the stage's ``runs``. It returns a float64 array of shape
+``(m, width)`` of model records (see :mod:`learnedidx._rmi_kernels`). Training is closed form.
+
+Keys are sorted, so the keys that the stages above route to one model form a few *runs* of
+consecutive positions: ``runs = (bounds, owner)``, run r being ``keys[bounds[r]:bounds[r + 1]]``
+and ``owner[r]`` its model (:func:`root_runs`, :func:`stage_runs`). Fits and the error pass
+(:func:`leaf_errors`) read the keys run by run, in blocks, on every Numba thread.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
+import numba
 import numpy as np
 
 from . import _rmi_kernels as K
 
 #: Sample size for fitting a root polynomial: enough for a smooth CDF, constant time to fit.
 _ROOT_SAMPLE = 1 << 20
+#: Key arrays from this size train on every Numba thread: below, starting the threads costs about
+#: what they save (2-vCPU VM, lognormal keys: 1M built in 24 ms on one thread, 28 on two; 4M, 92 and 73).
+PARALLEL_KEYS = 1 << 22
+#: ``log2(e + 1)`` for the errors e most keys have (:func:`learnedidx._rmi_kernels.errors_range`).
+_LOG2 = np.log2(np.arange(4096) + 1.0)
 
 
 @dataclass(frozen=True)
@@ -74,18 +85,213 @@ def _fill_empty(records, counts, starts, target_scale):
     records[empty, 0] = 0.0
 
 
-def _fit_linear(keys, meta, params, stage, m, target_scale):
-    anchors, slopes, intercepts, counts, starts = K.fit_linear_stage(
-        meta, params, keys, stage, m, target_scale, False
-    )
-    return _linear_records(anchors, slopes, intercepts, counts, starts, target_scale)
+def _fit_linear(keys, meta, params, stage, m, target_scale, runs):
+    return _linear_records(*fit_lines(keys, runs, m, target_scale, False), target_scale)
 
 
-def _fit_linear_spline(keys, meta, params, stage, m, target_scale):
-    anchors, slopes, intercepts, counts, starts = K.fit_linear_stage(
-        meta, params, keys, stage, m, target_scale, True
-    )
-    return _linear_records(anchors, slopes, intercepts, counts, starts, target_scale)
+def _fit_linear_spline(keys, meta, params, stage, m, target_scale, runs):
+    return _linear_records(*fit_lines(keys, runs, m, target_scale, True), target_scale)
+
+
+def fit_lines(keys, runs, m, target_scale, spline):
+    """Fit ``m`` lines, model ``owner[r]`` to the keys of run r: least squares, or the line
+    through the first and last key (``spline``). A run of duplicates is one point, its first
+    position; targets are positions times ``target_scale``; x is the key minus the model's
+    anchor, its first key.
+
+    Least squares from each block's moments (:func:`learnedidx._rmi_kernels.moments_range`),
+    combined per model as ``M2 = sum(M2_b) + sum(n_b * (mean_b - mean)**2)``: every term is
+    non-negative, so no cancellation. Complexity O(n / threads + runs).
+
+    Returns:
+        ``(anchors, slopes, intercepts, counts, starts)``: ``counts[j]`` distinct keys, the
+        first at position ``starts[j]`` (-1 when none), ``anchors[j]`` its key.
+    """
+    bounds, owner = runs
+    first_run = np.full(m, len(owner), dtype=np.int64)
+    np.minimum.at(first_run, owner, np.arange(len(owner)))
+    has = first_run < len(owner)
+    starts = np.full(m, -1, dtype=np.int64)
+    starts[has] = bounds[first_run[has]]
+    anchors = np.zeros(m, dtype=keys.dtype)
+    anchors[has] = keys[starts[has]]
+    start, end, run = _blocks(bounds)
+    model = owner[run]
+    moments = np.zeros((len(run), 5))
+    _in_ranges(K.moments_range, len(run), len(keys), keys, start, end, anchors[model], moments)
+    n_b, mean_xb, mean_yb, m2_b, c_b = moments.T
+    counts = np.bincount(model, weights=n_b, minlength=m)
+    slopes = np.zeros(m)
+    intercepts = np.zeros(m)
+    # Float keys of infinite span give NaN lines: they route to model 0 (_clamp_index in
+    # learnedidx._rmi_kernels), and the error bounds, measured afterwards, still hold.
+    with np.errstate(all="ignore"):
+        if spline:
+            last_run = np.full(m, -1, dtype=np.int64)
+            np.maximum.at(last_run, owner, np.arange(len(owner)))
+            last = keys[bounds[last_run[has] + 1] - 1]
+            last_x = _exact_offsets(last, anchors[has])
+            first_y = starts[has] * target_scale
+            rise = np.searchsorted(keys, last) * target_scale - first_y  # to the last key's first position
+            slopes[has] = np.divide(rise, last_x, out=np.zeros(len(last_x)), where=last_x > 0.0)
+            intercepts[has] = first_y
+        else:
+            mean_x = np.bincount(model, weights=n_b * mean_xb, minlength=m) / counts
+            mean_y = np.bincount(model, weights=n_b * mean_yb, minlength=m) / counts
+            dx = mean_xb - mean_x[model]
+            dy = mean_yb - mean_y[model]
+            m2 = np.bincount(model, weights=m2_b + n_b * dx * dx, minlength=m)
+            cov = np.bincount(model, weights=c_b + n_b * dx * dy, minlength=m)
+            line = has & (m2 > 0.0)
+            slopes[line] = cov[line] * target_scale / m2[line]
+            intercepts[line] = mean_y[line] * target_scale - slopes[line] * mean_x[line]
+            flat = has & ~line
+            intercepts[flat] = starts[flat] * target_scale
+    return anchors, slopes, intercepts, counts.astype(np.int64), starts
+
+
+def root_runs(n: int) -> tuple:
+    """The root's runs: one of every key (none when there are no keys)."""
+    if n == 0:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.array([0, n], dtype=np.int64), np.zeros(1, dtype=np.int64)
+
+
+def routes_in_order(meta, params, keys, stage) -> bool:
+    """True when every model of ``stage`` (trained) routes the sorted keys of each of its runs
+    in order: its models are lines with finite, non-negative slopes and finite intercepts, and
+    every ``key - anchor`` is finite (any integer keys; float keys of finite span). IEEE
+    rounding is monotonic, so ``floor(slope * x + intercept)``, clamped, never decreases as
+    the key grows. Complexity O(models)."""
+    rec = K.META_HEADER + K.META_STRIDE * stage
+    kind, m, offset, width = (int(v) for v in meta[rec:rec + 4])
+    if kind != K.KIND_LINEAR:
+        return False
+    if len(keys):
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.isfinite(np.float64(keys[-1]) - np.float64(keys[0])):
+                return False
+    lines = params[offset:offset + m * width].reshape(m, width)
+    slopes, intercepts = lines[:, 1], lines[:, 2]
+    return bool((slopes >= 0.0).all() and np.isfinite(slopes).all() and np.isfinite(intercepts).all())
+
+
+def stage_runs(meta, params, keys, stage, runs, split=True) -> tuple:
+    """``(runs, searched)``: the runs of the models of ``stage`` (>= 1), given the runs of
+    ``stage - 1``, which must be trained. When that stage routes in order
+    (:func:`routes_in_order`) and ``split``, each of its runs splits at positions found by
+    searching on its model's line (``searched``); else every key is routed (``split=False``:
+    the same runs, slower). Complexity O(runs * log(keys per run)), or O(n * stage) routing
+    every key."""
+    if split and routes_in_order(meta, params, keys, stage - 1):
+        return _split_runs(meta, params, keys, stage, runs), True
+    return _route_runs(meta, params, keys, stage), False
+
+
+def _split_runs(meta, params, keys, stage, runs):
+    bounds, owner = runs
+    nr = len(owner)
+    if nr == 0:
+        return runs
+    rec = K.META_HEADER + K.META_STRIDE * (stage - 1)
+    base0 = int(meta[rec + 2])
+    limit = int(meta[rec + K.META_STRIDE + 1]) - 1
+    pbits = params.view(np.int64)
+    first = np.empty(nr, dtype=np.int64)
+    last = np.empty(nr, dtype=np.int64)
+    none = np.zeros(0, dtype=np.int64)
+    K.split_range(params, pbits, keys, bounds, owner, base0, limit, True, none, first, last, none, 0, nr)
+    room = np.minimum(np.maximum(last - first + 1, 1), np.diff(bounds))
+    slot = np.zeros(nr + 1, dtype=np.int64)
+    np.cumsum(room, out=slot[1:])
+    out_start = np.empty(slot[-1], dtype=np.int64)
+    out_owner = np.empty(slot[-1], dtype=np.int64)
+    used = np.zeros(nr, dtype=np.int64)
+    _in_ranges(K.split_range, nr, len(keys), params, pbits, keys, bounds, owner, base0, limit, False, slot,
+               out_start, out_owner, used)
+    of = np.repeat(np.arange(nr), room)
+    filled = np.arange(slot[-1]) - slot[of] < used[of]
+    starts, owners = out_start[filled], out_owner[filled]
+    # A parent run's last child and the next one's first child may be one model: one run.
+    new = np.ones(len(owners), dtype=bool)
+    np.not_equal(owners[1:], owners[:-1], out=new[1:])
+    return np.append(starts[new], len(keys)), owners[new]
+
+
+def _route_runs(meta, params, keys, stage):
+    n = len(keys)
+    pbits = params.view(np.int64)
+    cap = int(meta[K.META_HEADER + K.META_STRIDE * stage + 1]) + 16
+    bounds = np.empty(cap + 1, dtype=np.int64)
+    owner = np.empty(cap, dtype=np.int64)
+    i, r, cur = K.route_scan(meta, params, pbits, keys, stage, 0, bounds, owner, 0, -1)
+    while i < n:
+        cap *= 2
+        bounds = np.concatenate([bounds[:r], np.empty(cap + 1 - r, dtype=np.int64)])
+        owner = np.concatenate([owner[:r], np.empty(cap - r, dtype=np.int64)])
+        i, r, cur = K.route_scan(meta, params, pbits, keys, stage, i, bounds, owner, r, cur)
+    bounds[r] = n
+    return bounds[:r + 1].copy(), owner[:r].copy()
+
+
+def leaf_errors(meta, params, keys, runs, every_key=True) -> tuple:
+    """Error bounds of every leaf, from the trained models, exactly as inference computes them
+    (:func:`learnedidx._rmi_kernels.errors_range`), the leaves' ``runs`` read block by block on
+    every Numba thread. Each block's keys are checked to route to its run's leaf: every key's
+    route with ``every_key``, else only its ends', enough when every stage above the leaves
+    routes in order (:func:`routes_in_order`). Complexity O(n * stages / threads).
+
+    Returns:
+        ``(lo, hi, max_abs_error, sum_log2_error, routed)``: leaf j's window is
+        ``[pos + lo[j], pos + hi[j]]`` (0, 0 without keys); the sums are over keys (duplicates
+        count); ``routed`` is False when a key routes to another leaf than its run says (the
+        runs were wrong, and so are the bounds).
+    """
+    bounds, owner = runs
+    m = int(meta[K.META_HEADER + K.META_STRIDE * (int(meta[0]) - 1) + 1])
+    start, end, run = _blocks(bounds)
+    leaf = owner[run]
+    out = np.zeros((len(run), 4), dtype=np.int64)
+    log2_sums = np.zeros(len(run))
+    _in_ranges(K.errors_range, len(run), len(keys), meta, params, params.view(np.int64), keys, start, end, leaf,
+               every_key, _LOG2, out, log2_sums)
+    unset = np.int64(1) << 62
+    lo = np.full(m, unset, dtype=np.int64)
+    hi = np.full(m, -unset, dtype=np.int64)
+    np.minimum.at(lo, leaf, out[:, 0])
+    np.maximum.at(hi, leaf, out[:, 1])
+    empty = lo == unset
+    lo[empty] = 0
+    hi[empty] = 0
+    max_abs = int(out[:, 2].max()) if len(run) else 0
+    return lo, hi, max_abs, float(log2_sums.sum()), not out[:, 3].any()
+
+
+def _blocks(bounds):
+    """``(start, end, run)`` of every block: each run cut into pieces of at most FIT_BLOCK
+    positions (the units the kernels take, a run's one by one)."""
+    lengths = np.diff(bounds)
+    if len(lengths) == 0 or lengths.max() <= K.FIT_BLOCK:
+        return bounds[:-1], bounds[1:], np.arange(len(lengths))
+    per_run = (lengths + K.FIT_BLOCK - 1) // K.FIT_BLOCK
+    run = np.repeat(np.arange(len(lengths)), per_run)
+    first = np.cumsum(per_run) - per_run
+    start = bounds[run] + (np.arange(len(run)) - first[run]) * K.FIT_BLOCK
+    return start, np.minimum(start + K.FIT_BLOCK, bounds[run + 1]), run
+
+
+def _in_ranges(kernel, count, n, *args):
+    """``kernel(*args, lo, hi)`` over ``[0, count)``: in ranges on every Numba thread (the
+    kernels release the GIL) when there are at least PARALLEL_KEYS keys n, else in one call."""
+    threads = numba.get_num_threads() if n >= PARALLEL_KEYS else 1
+    if threads == 1 or count < 2:
+        kernel(*args, 0, count)
+        return
+    tasks = min(count, 4 * threads)
+    edges = [count * t // tasks for t in range(tasks + 1)]
+    with ThreadPoolExecutor(threads) as pool:
+        for done in [pool.submit(kernel, *args, edges[t], edges[t + 1]) for t in range(tasks)]:
+            done.result()
 
 
 def _finite_range(keys):
@@ -95,17 +301,27 @@ def _finite_range(keys):
     return int(np.searchsorted(keys, -np.inf, "right")), int(np.searchsorted(keys, np.inf, "left"))
 
 
+def _distinct_sorted(a):
+    """``np.unique`` of a sorted array, in one pass (np.unique hashes: 0.7 s for 1M int64)."""
+    if len(a) == 0:
+        return a
+    keep = np.empty(len(a), dtype=bool)
+    keep[0] = True
+    np.not_equal(a[1:], a[:-1], out=keep[1:])
+    return a[keep]
+
+
 def _root_sample(keys):
     """Positions and keys of up to ``_ROOT_SAMPLE`` evenly spaced finite keys."""
     first, last = _finite_range(keys)
     if last - first <= _ROOT_SAMPLE:
         idx = np.arange(first, last)
     else:
-        idx = np.unique(np.linspace(first, last - 1, _ROOT_SAMPLE).astype(np.int64))
+        idx = _distinct_sorted(np.linspace(first, last - 1, _ROOT_SAMPLE).astype(np.int64))
     return idx, keys[idx]
 
 
-def _fit_cubic(keys, meta, params, stage, m, target_scale):
+def _fit_cubic(keys, meta, params, stage, m, target_scale, runs):
     records = np.zeros((1, K.CUBIC_WIDTH))
     idx, sample = _root_sample(keys)
     if len(sample) == 0:
@@ -120,7 +336,7 @@ def _fit_cubic(keys, meta, params, stage, m, target_scale):
     records[0, 1] = scale
     coefs = (float(y[0]), 0.0, 0.0, 0.0)
     t = x * scale
-    if len(np.unique(t)) >= 4:
+    if len(_distinct_sorted(t)) >= 4:
         with warnings.catch_warnings():
             # Clustered keys condition the fit badly; a poor root costs speed, never answers.
             warnings.simplefilter("ignore", np.exceptions.RankWarning)
@@ -134,7 +350,7 @@ def _fit_cubic(keys, meta, params, stage, m, target_scale):
     return records
 
 
-def _fit_radix(keys, meta, params, stage, m, target_scale):
+def _fit_radix(keys, meta, params, stage, m, target_scale, runs):
     """The top bits of ``key - min``: slope a power of two, intercept zero."""
     records = np.zeros((1, K.LINEAR_WIDTH))
     first, last = _finite_range(keys)

@@ -158,13 +158,20 @@ class RMIConfig:
         return (1,) + tuple(max(1, round(inner ** (s / steps))) for s in range(1, steps + 1)) + (bf,)
 
 
-def train(keys: np.ndarray, config: RMIConfig):
+def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
     """Fit every stage of an RMI over sorted keys; return ``(meta, params, stats)``.
 
-    Closed form, one pass over the keys per stage, plus one pass to measure the leaves' errors
-    with the very kernel inference uses (so the bounds hold bit for bit).
-    Complexity O(n * stages).
+    Closed form. Each stage is fitted to the runs of keys that the stages above route to its
+    models (:mod:`learnedidx.models`): found by searching on the lines of the stage above when
+    they route in order (non-negative slopes), else by routing every key; ``split=False``
+    always routes every key (the same models, slower). Then one pass measures the leaves'
+    errors with the very kernels inference uses, so the bounds hold bit for bit, and checks
+    that the keys route to their runs' leaves: should one not, the stages are fitted again
+    routing every key. Fits and the error pass use every Numba thread. Complexity
+    O(n * stages / threads).
     """
+    from .models import leaf_errors, root_runs, stage_runs
+
     n = len(keys)
     counts = config.model_counts(n)
     models = [stage_model(name, "root" if i == 0 else "leaves") for i, name in enumerate(config.stages)]
@@ -178,14 +185,23 @@ def train(keys: np.ndarray, config: RMIConfig):
         meta[rec:rec + 4] = (model.kind, m, offset, model.width)
         offset += m * model.width
     params = np.zeros(offset, dtype=np.float64)
+    runs = root_runs(n)
+    every_key = False  # check every key's route, unless each stage's runs were searched in order
     for s, (m, model) in enumerate(zip(counts, models)):
         rec = K.META_HEADER + K.META_STRIDE * s
         last = s == len(counts) - 1
         target_scale = 1.0 if last else (counts[s + 1] / n if n else 0.0)
-        records = model.fit(keys, meta, params, s, m, target_scale)
+        if s > 0:
+            runs, searched = stage_runs(meta, params, keys, s, runs, split)
+            every_key |= not searched
+        records = model.fit(keys, meta, params, s, m, target_scale, runs)
         start = int(meta[rec + 2])
         params[start:start + records.size] = records.ravel()
-    lo, hi, max_err, sum_log2 = K.leaf_errors(meta, params, keys)
+    lo, hi, max_err, sum_log2, routed = leaf_errors(meta, params, keys, runs, every_key)
+    if not routed:  # never seen: a safety net, should a search on a line ever disagree with plan_route
+        if not split:
+            raise RuntimeError("runs found by routing every key disagree with plan_route: a bug in learnedidx")
+        return train(keys, config, split=False)
     rec = K.META_HEADER + K.META_STRIDE * (len(counts) - 1)
     start = int(meta[rec + 2])
     errors = params[start:].reshape(-1, K.LINEAR_WIDTH)[:, K.ERROR_SLOT:].view(np.int32)

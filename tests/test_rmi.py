@@ -378,3 +378,187 @@ def test_auto_variant_takes_group_on_cache_resident_keys_and_amac_on_large_ones_
         assert np.array_equal(wide.lower_bound(q), np.searchsorted(keys, q))
     evenly = np.arange(len(big), dtype=np.uint64) * np.uint64(7)
     assert RMI(evenly).batch_variant.startswith("group")  # large, but narrow windows
+
+
+# --- training: runs found by searching on the lines above, against routing every key --------
+
+
+def _keys_near_top(n, seed):
+    rng = np.random.default_rng(seed)
+    return np.sort(np.uint64(2**64 - 1) - rng.integers(0, 10**6, n).astype(np.uint64))
+
+
+def _long_runs(n, seed):
+    """Runs of duplicates longer than a fit block (learnedidx._rmi_kernels.FIT_BLOCK)."""
+    rng = np.random.default_rng(seed)
+    runs = [np.full(n // 3, 7), np.full(n // 4, 2**40), rng.integers(0, 2**50, n - n // 3 - n // 4)]
+    return np.sort(np.concatenate(runs)).astype(np.uint64)
+
+
+TRAINING_SETS = {
+    "duplicates": lambda n, seed: np.sort(np.random.default_rng(seed).integers(0, 1000, n)).astype(np.uint64),
+    "long_runs": _long_runs,
+    "clustered": _clustered,
+    "near_2_64": _keys_near_top,
+    "int64_negative": lambda n, seed: np.sort(np.concatenate([
+        np.random.default_rng(seed).integers(-(2**63), 2**63 - 1, n, endpoint=True),
+        [-(2**63), -(2**63), 2**63 - 1]])).astype(np.int64),
+    "float64": lambda n, seed: np.sort(np.random.default_rng(seed).normal(0, 1e6, n)),
+    "float32_lognormal": lambda n, seed: np.sort(np.random.default_rng(seed).lognormal(0, 3, n)).astype(np.float32),
+    "float_infinities": lambda n, seed: np.sort(np.concatenate([
+        [-np.inf, -np.inf, np.inf], np.random.default_rng(seed).normal(0, 1e3, n)])),
+}
+TRAINING_CONFIGS = [
+    dict(),
+    dict(stages=("linear", "linear")),
+    dict(stages=("cubic", "linear", "linear")),
+    dict(stages=("linear", "linear", "linear", "linear"), branching_factor=(8, 64, 512)),
+    dict(stages=("linear_spline", "linear_spline")),
+    dict(stages=("radix", "linear")),
+]
+
+
+def _queries_around(keys, seed):
+    """The keys, their neighbours, random values over the dtype and its extremes."""
+    rng = np.random.default_rng(seed)
+    if keys.dtype.kind == "f":
+        info = np.finfo(keys.dtype)
+        near = [np.nextafter(keys, keys.dtype.type(-np.inf)), np.nextafter(keys, keys.dtype.type(np.inf))]
+        spread = rng.normal(0, 1e6, 2000).astype(keys.dtype)
+        ends = np.array([-np.inf, info.min, 0.0, info.max, np.inf], dtype=keys.dtype)
+    else:
+        info = np.iinfo(keys.dtype)
+        near = [keys ^ keys.dtype.type(1)]
+        spread = rng.integers(info.min, info.max, 2000, endpoint=True, dtype=keys.dtype)
+        ends = np.array([info.min, info.min + 1, info.max - 1, info.max], dtype=keys.dtype)
+    return np.concatenate([keys, *near, spread, ends])
+
+
+def _assert_trains_exactly(keys, options):
+    """The index brackets every key and answers as np.searchsorted; routing every key while
+    training (``split=False``) gives the very same models, bit for bit; the error pass's two
+    route checks agree and find no stray key (training did not have to start over)."""
+    from learnedidx import models
+    from learnedidx.rmi import train
+
+    idx = RMI(keys, assume_sorted=True, **options)
+    runs, in_order = models.root_runs(len(keys)), True
+    for stage in range(1, len(idx.config.stages)):
+        runs, searched = models.stage_runs(idx._meta, idx._params, idx.keys, stage, runs)
+        in_order &= searched
+    checks = [models.leaf_errors(idx._meta, idx._params, idx.keys, runs, every_key)
+              for every_key in ((True, False) if in_order else (True,))]
+    for lo, hi, max_error, sum_log2, routed in checks:
+        assert routed and max_error == idx.max_error
+        assert np.array_equal(lo, checks[0][0]) and np.array_equal(hi, checks[0][1])
+    idx._check()
+    queries = _queries_around(keys, seed=len(keys))
+    assert np.array_equal(idx.lower_bound(queries), np.searchsorted(keys, queries, "left"))
+    assert np.array_equal(idx.upper_bound(queries), np.searchsorted(keys, queries, "right"))
+    meta, params, stats = train(idx.keys, idx.config, split=False)
+    assert np.array_equal(meta, idx._meta)
+    assert np.array_equal(params.view(np.int64), idx._params.view(np.int64))
+    assert stats == idx._stats
+    if len(keys):
+        pos = idx.predict(keys)[0]
+        err = np.abs(np.searchsorted(keys, keys) - pos)
+        assert idx.max_error == err.max()
+        assert idx.avg_log2_error == pytest.approx(np.log2(err + 1.0).mean(), rel=1e-9)
+
+
+@pytest.mark.parametrize("options", TRAINING_CONFIGS, ids=lambda o: ",".join(o.get("stages", ("default",))))
+@pytest.mark.parametrize("name", sorted(TRAINING_SETS))
+def test_training_is_exact_on_hard_key_sets(name, options):
+    _assert_trains_exactly(TRAINING_SETS[name](20_000, seed=11), options)
+
+
+@pytest.mark.parametrize("options", TRAINING_CONFIGS, ids=lambda o: ",".join(o.get("stages", ("default",))))
+@pytest.mark.parametrize("keys", [[], [5], [5, 5], [3, 9], [0, 2**64 - 1]], ids=["n0", "n1", "n2_same", "n2", "ends"])
+def test_training_on_zero_one_and_two_keys(keys, options):
+    _assert_trains_exactly(np.array(keys, dtype=np.uint64), options)
+
+
+def test_training_on_every_thread_in_blocks(monkeypatch):
+    """Training on threads (from models.PARALLEL_KEYS keys, lowered here), with runs of many
+    fit blocks and a block starting inside a run of duplicates."""
+    from learnedidx import models
+
+    monkeypatch.setattr(models, "PARALLEL_KEYS", 1000)
+    keys = np.sort(np.concatenate([_lognormal(50_000, seed=12), np.full(9000, 10**12, dtype=np.uint64)]))
+    for options in (dict(), dict(stages=("linear", "linear"), branching_factor=8), dict(stages=("cubic", "linear"))):
+        _assert_trains_exactly(keys, options)
+
+
+def test_a_wrong_split_is_caught_and_training_routes_every_key(monkeypatch):
+    """Should a search on a line ever disagree with plan_route, the error pass notices a key
+    outside its run's leaf and training starts over routing every key."""
+    from learnedidx import _rmi_kernels as K
+    from learnedidx import models
+    from learnedidx.rmi import train
+
+    keys = _lognormal(30_000, seed=13)
+    expected = train(keys, RMIConfig(), split=False)
+    real = K.split_range
+
+    def off_by_one(params, pbits, keys, bounds, owner, base0, limit, ends_only, slot, out_start, out_owner, used,
+                   r0, r1):
+        real(params, pbits, keys, bounds, owner, base0, limit, ends_only, slot, out_start, out_owner, used, r0, r1)
+        if not ends_only:
+            for r in range(r0, r1):
+                if used[r] > 1:
+                    out_start[slot[r] + 1] += 1  # the run's second child starts one key late
+
+    routed = []
+    route_runs = models._route_runs
+    monkeypatch.setattr(K, "split_range", off_by_one)
+    monkeypatch.setattr(models, "_route_runs", lambda *args: routed.append(args[3]) or route_runs(*args))
+    meta, params, stats = train(keys, RMIConfig())
+    assert routed == [1, 2]  # the second attempt routed every key, at both stages below the root
+    assert np.array_equal(params.view(np.int64), expected[1].view(np.int64)) and stats == expected[2]
+
+
+def test_routes_in_order_needs_lines_of_non_negative_slope_and_finite_offsets():
+    from learnedidx import _rmi_kernels as K
+    from learnedidx.models import routes_in_order
+
+    keys = _lognormal(5000, seed=14)
+    idx = RMI(keys)
+    meta, params = idx._meta, idx._params.copy()
+    assert routes_in_order(meta, params, keys, 0) and routes_in_order(meta, params, keys, 1)
+    mid = int(meta[K.META_HEADER + K.META_STRIDE + 2])
+    params[mid + K.LINEAR_WIDTH + 1] = -1e-9  # the second inner model's slope
+    assert routes_in_order(meta, params, keys, 0) and not routes_in_order(meta, params, keys, 1)
+    params[mid + K.LINEAR_WIDTH + 1] = np.inf
+    assert not routes_in_order(meta, params, keys, 1)
+    cubic = RMI(keys, stages=("cubic", "linear"))
+    assert not routes_in_order(cubic._meta, cubic._params, keys, 0)
+    floats = np.array([-np.inf, 0.0, 1.0])
+    linear = RMI(floats, stages=("linear", "linear"))
+    assert not routes_in_order(linear._meta, linear._params, floats, 0)
+    huge = np.array([-1e308, 1e308])  # the span overflows float64
+    assert not routes_in_order(RMI(huge)._meta, RMI(huge)._params, huge, 0)
+
+
+@pytest.mark.parametrize("every_key", [True, False])
+def test_leaf_errors_check_routes_of_every_key_or_of_block_ends(every_key):
+    """Both checks give the same bounds, and both notice a run boundary one key off: with
+    every stage routing in order, a wrong key always sits at an end of its block."""
+    from learnedidx import models
+
+    keys = _lognormal(30_000, seed=15)
+    idx = RMI(keys)
+    runs = models.root_runs(len(keys))
+    for stage in (1, 2):
+        runs, searched = models.stage_runs(idx._meta, idx._params, keys, stage, runs)
+        assert searched
+    lo, hi, max_err, sum_log2, routed = models.leaf_errors(idx._meta, idx._params, keys, runs, every_key)
+    assert routed and max_err == idx.max_error and sum_log2 / len(keys) == pytest.approx(idx.avg_log2_error)
+    errors = idx._params[-4 * len(lo):].reshape(-1, 4)[:, 3:].view(np.int32)
+    assert np.array_equal(errors[:, 0], lo) and np.array_equal(errors[:, 1], hi)
+    bounds, owner = runs[0].copy(), runs[1]
+    wide = np.flatnonzero(np.diff(bounds)[:-1] > 2)  # runs with a next run: move their last bound
+    for r in wide[[0, len(wide) // 2, -1]]:
+        for shift in (-1, 1):
+            moved = bounds.copy()
+            moved[r + 1] += shift
+            assert not models.leaf_errors(idx._meta, idx._params, keys, (moved, owner), every_key)[4]
