@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "plus the real key sets in ../shared/datasets when present.",
     )
     p.add_argument("--datasets", nargs="+", metavar="NAME_OR_PATH",
-                   help="generator names (lognormal, uniform_sparse, ...), real set names or SOSD "
-                        "files; default: lognormal plus the real sets")
+                   help="generator names (lognormal, uniform_sparse, ...), 'adversarial' (the shapes "
+                        "built to hurt a learned index), real set names or SOSD files; default: "
+                        "lognormal plus the real sets")
     p.add_argument("--n", type=_count, default=None, help=f"keys per generated dataset (default {DEFAULT_N:,})")
     p.add_argument("--indexes", nargs="+", metavar="NAME",
                    help="index names (default: all default variants); see --list")
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _load_datasets(args) -> list[tuple[str, np.ndarray]]:
     import datasets
 
-    names = args.datasets or [DEFAULT_DATASET]
+    names = [m for name in (args.datasets or [DEFAULT_DATASET])
+             for m in (datasets.ADVERSARIAL if name == "adversarial" else (name,))]
     n = args.n if args.n is not None else (QUICK_N if args.quick else DEFAULT_N)
     out = []
     for name in names:

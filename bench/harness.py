@@ -187,6 +187,9 @@ def measure(spec: IndexSpec, dataset: str, keys: np.ndarray, queries: np.ndarray
         result.key_copy_bytes = int(copy()) if callable(copy) else 0
 
         result.batch_variant = str(getattr(idx, "batch_variant", ""))
+        report = getattr(idx, "tune_report", None)
+        if report is not None:  # the tuner's choice: say which index it built
+            result.batch_variant = f"{report.chosen.label}: {result.batch_variant}"
 
         start = time.perf_counter()
         idx.lower_bound(queries[:1])

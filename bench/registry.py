@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from learnedidx import RMI
+from learnedidx import PGM, RMI, RadixSpline, tune
 
 #: Object-based structures build one Python object per key: above this many keys they take
 #: minutes and gigabytes, so the bench skips them with a note.
@@ -25,18 +25,28 @@ class IndexSpec:
     options: dict = field(default_factory=dict)
 
 
-def _rmi(**options):
-    return lambda keys: RMI(keys, copy=False, **options)
+def _copy_free(cls, **options):
+    return lambda keys: cls(keys, copy=False, **options)
 
 
 RMI_VARIANTS = [
-    IndexSpec("RMI", "learned", _rmi(), "default: linear,linear,linear; 128 keys/leaf"),
-    IndexSpec("RMI-compact", "learned", _rmi(keys_per_leaf=2048), "linear x3; 2048 keys/leaf"),
-    IndexSpec("RMI-fast", "learned", _rmi(keys_per_leaf=32), "linear x3; 32 keys/leaf"),
-    IndexSpec("RMI-2stage", "learned", _rmi(stages=("linear", "linear")), "linear,linear; 128 keys/leaf"),
-    IndexSpec("RMI-cubic", "learned", _rmi(stages=("cubic", "linear", "linear")), "cubic,linear,linear",
+    IndexSpec("RMI", "learned", _copy_free(RMI), "default: linear,linear,linear; 128 keys/leaf"),
+    IndexSpec("RMI-compact", "learned", _copy_free(RMI, keys_per_leaf=2048), "linear x3; 2048 keys/leaf"),
+    IndexSpec("RMI-fast", "learned", _copy_free(RMI, keys_per_leaf=32), "linear x3; 32 keys/leaf"),
+    IndexSpec("RMI-2stage", "learned", _copy_free(RMI, stages=("linear", "linear")), "linear,linear; 128 keys/leaf"),
+    IndexSpec("RMI-cubic", "learned", _copy_free(RMI, stages=("cubic", "linear", "linear")), "cubic,linear,linear",
               default=False),
-    IndexSpec("RMI-radix", "learned", _rmi(stages=("radix", "linear")), "radix,linear; 128 keys/leaf"),
+    IndexSpec("RMI-radix", "learned", _copy_free(RMI, stages=("radix", "linear")), "radix,linear; 128 keys/leaf"),
+]
+
+
+#: The error-bounded learned indexes and the tuner's choice among every learned kind.
+BOUNDED_VARIANTS = [
+    IndexSpec("PGM", "learned", _copy_free(PGM), "epsilon 64, recursive 4"),
+    IndexSpec("PGM-16", "learned", _copy_free(PGM, epsilon=16), "epsilon 16, recursive 4"),
+    IndexSpec("RadixSpline", "learned", _copy_free(RadixSpline), "default epsilon and radix bits"),
+    IndexSpec("auto", "learned", lambda keys: tune(keys, copy=False),
+              "learnedidx.tune: fastest learned index within 5% of the key bytes"),
 ]
 
 
@@ -66,14 +76,10 @@ def baseline_specs() -> tuple[list[IndexSpec], list[str]]:
     return specs, notes
 
 
-def _copy_free(cls):
-    return lambda keys: cls(keys, copy=False)
-
-
 def all_specs() -> tuple[list[IndexSpec], list[str]]:
     """Every index the bench knows, RMI variants first, and notes on the missing ones."""
     specs, notes = baseline_specs()
-    return RMI_VARIANTS + specs, notes
+    return RMI_VARIANTS + BOUNDED_VARIANTS + specs, notes
 
 
 def select(names: list[str] | None) -> tuple[list[IndexSpec], list[str]]:

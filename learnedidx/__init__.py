@@ -11,8 +11,10 @@ from .base import FIND, KeyValueIndex
 from .models import MODELS
 from .rmi import RMI, RMIConfig
 from .pgm import PGM, PGMConfig
+from .radix_spline import RadixSpline, RadixSplineConfig
 from .dynamic import DynamicConfig, DynamicRMI
 from .persist import IndexFileError, load
+from .tuning import TuneReport, tune
 
-__all__ = ["KeyValueIndex", "RMI", "RMIConfig", "PGM", "PGMConfig", "DynamicRMI", "DynamicConfig", "MODELS", "LEFT", "RIGHT", "FIND", "load", "IndexFileError"]
+__all__ = ["KeyValueIndex", "RMI", "RMIConfig", "PGM", "PGMConfig", "RadixSpline", "RadixSplineConfig", "DynamicRMI", "DynamicConfig", "MODELS", "LEFT", "RIGHT", "FIND", "load", "IndexFileError", "tune", "TuneReport"]
 __version__ = "0.1.0"

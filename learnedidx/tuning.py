@@ -1,0 +1,218 @@
+"""`tune`: build the learned indexes worth trying over a key set and keep the fastest that fits.
+
+In the spirit of CDFShop and the RMI optimizer, but measured rather than estimated: every
+candidate is built over the real keys and timed on sample lookups with its real kernels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._coerce import LEFT, prepare_keys_values
+from .base import KeyValueIndex
+from .pgm import PGM
+from .rmi import RMI, RMIConfig
+
+#: Share of the key bytes an index may take when ``max_bytes`` is not given, and the least
+#: budget then (small key sets still get an index).
+DEFAULT_BUDGET = 0.05
+MIN_DEFAULT_BUDGET = 4096
+#: Candidates within this factor of the fastest time count as tied; the smallest of them wins,
+#: so that timing noise does not flip the choice between near-equal indexes.
+TIE_BAND = 1.10
+#: Sample lookups timed per candidate and mode (fewer when the keys are fewer).
+SAMPLE_LOOKUPS = 100_000
+
+
+@dataclass
+class Candidate:
+    """One row of a :class:`TuneReport`: a candidate index and what it measured."""
+
+    kind: str
+    options: dict
+    bytes: int = 0
+    avg_log2_error: float = float("nan")
+    batch_ns: float = float("nan")
+    loop_ns: float = float("nan")
+    build_s: float = float("nan")
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        """The candidate as a call, e.g. ``PGM(epsilon=32)``."""
+        return f"{self.kind}({', '.join(f'{k}={v}' for k, v in self.options.items())})"
+
+
+@dataclass
+class TuneReport:
+    """What :func:`tune` tried: every candidate, the budget, the winner and the time taken."""
+
+    candidates: list = field(default_factory=list)
+    max_bytes: int = 0
+    objective: str = "batch"
+    seconds: float = 0.0
+    winner: int = -1
+
+    @property
+    def chosen(self) -> Candidate:
+        """The winning candidate."""
+        return self.candidates[self.winner]
+
+    def __str__(self) -> str:
+        head = (f"{'kind':12} {'options':34} {'bytes':>11} {'avg log2':>8} {'batch ns':>9} {'loop ns':>8} "
+                f"{'build s':>7}  note")
+        lines = [f"budget {self.max_bytes:,} bytes, objective {self.objective}, {self.seconds:.1f} s", head]
+        for i, c in enumerate(self.candidates):
+            options = ", ".join(f"{k}={v}" for k, v in c.options.items()) or "defaults"
+            mark = "chosen" if i == self.winner else c.note
+            lines.append(f"{c.kind:12} {options:34.34} {c.bytes:>11,} {c.avg_log2_error:>8.2f} "
+                         f"{c.batch_ns:>9.1f} {c.loop_ns:>8.1f} {c.build_s:>7.2f}  {mark}")
+        return "\n".join(lines)
+
+
+def candidates(n: int) -> list:
+    """``(class, options)`` pairs tried for n keys, each family from its largest error bound
+    (smallest index) down: a family stops at its first candidate over the budget."""
+    from .radix_spline import RadixSpline
+
+    out = [(PGM, dict(epsilon=e)) for e in (128, 64, 32, 16, 8)]
+    out += [(RadixSpline, dict(epsilon=e)) for e in (64, 32, 16, 8)]
+    out += [(RMI, dict(keys_per_leaf=k)) for k in (2048, 512, 128)]
+    out += [(RMI, dict(stages=("cubic", "linear", "linear"), keys_per_leaf=k)) for k in (512, 128)]
+    return out
+
+
+def tune(keys, values=None, *, max_bytes=None, seed=0, objective="batch", time_budget=30.0,
+         assume_sorted=False, copy=True) -> KeyValueIndex:
+    """The fastest learned index over ``keys`` whose structure takes at most ``max_bytes``.
+
+    Builds each candidate of :func:`candidates` (PGM epsilons, RadixSpline epsilons, RMI stage
+    models and leaf sizes) over the keys, times ``SAMPLE_LOOKUPS`` random present keys
+    (drawn with ``seed``) through its batch kernel and its one-at-a-time loop, median of three
+    runs each, and returns the fastest under ``objective`` (``"batch"`` or ``"loop"``); among
+    candidates within ``TIE_BAND`` of the fastest, the smallest. The returned index carries the
+    whole comparison as ``tune_report`` (a :class:`TuneReport`; ``print`` it).
+
+    The same keys and seed give the same candidates, sample and structures; the winner follows
+    the timings, so it can differ between runs only among candidates that time within about
+    ``TIE_BAND`` of each other. Compile time is kept out of the timings (each kernel runs once
+    on a few lookups first). Candidates stop once ``time_budget`` seconds have passed (the best
+    so far wins). Complexity: a few builds and ``6 * SAMPLE_LOOKUPS`` lookups per candidate.
+
+    Args:
+        keys, values, assume_sorted, copy: as for every index (:class:`KeyValueIndex`); the
+            keys are validated and sorted once and shared by every candidate.
+        max_bytes: the structure's budget (``size_in_bytes()``); default 5% of the key bytes,
+            at least 4 KiB.
+        seed: seed of the sample lookups.
+
+    Raises:
+        ValueError: ``objective`` is not ``"batch"`` or ``"loop"``, ``max_bytes`` or
+            ``time_budget`` is negative, no candidate fits the budget, or invalid keys/values.
+        TypeError: as for every index.
+    """
+    if objective not in ("batch", "loop"):
+        raise ValueError(f"objective must be 'batch' or 'loop', got {objective!r}")
+    if time_budget is None or not time_budget >= 0:
+        raise ValueError(f"time_budget must be a number of seconds >= 0, got {time_budget!r}")
+    started = time.perf_counter()
+    keys, values = prepare_keys_values(keys, values, assume_sorted=assume_sorted, copy=copy)
+    n = len(keys)
+    if max_bytes is None:
+        max_bytes = max(MIN_DEFAULT_BUDGET, int(DEFAULT_BUDGET * keys.nbytes))
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 0:
+        raise ValueError(f"max_bytes must be a whole number of bytes >= 0, got {max_bytes!r}")
+    report = TuneReport(max_bytes=int(max_bytes), objective=objective)
+    rng = np.random.default_rng(seed)
+    sample = keys[rng.integers(0, n, min(SAMPLE_LOOKUPS, 10 * n))] if n else keys[:0]
+    best = None
+    best_score = None
+    over_budget = set()
+    for cls, options in candidates(n):
+        row = Candidate(cls.name, dict(options))
+        report.candidates.append(row)
+        family = (cls, tuple(k for k in options if k != "epsilon" and k != "keys_per_leaf"),
+                  options.get("stages"))
+        if family in over_budget:
+            row.note = "skipped: a larger sibling was over budget"
+            continue
+        if time.perf_counter() - started > time_budget and best is not None:
+            row.note = "skipped: time budget"
+            continue
+        if cls is RMI and _rmi_bytes(n, options) > max_bytes:
+            row.note = "over budget"
+            over_budget.add(family)
+            continue
+        start = time.perf_counter()
+        index = cls(keys, values, assume_sorted=True, copy=False, **options)
+        row.build_s = time.perf_counter() - start
+        row.bytes = index.size_in_bytes()
+        row.avg_log2_error = float(index.avg_log2_error)
+        if row.bytes > max_bytes:
+            row.note = "over budget"
+            over_budget.add(family)
+            continue
+        row.batch_ns = _time(index._search_array, sample)
+        row.loop_ns = _time(index._search_loop, sample)
+        score = row.batch_ns if objective == "batch" else row.loop_ns
+        if best is None or score < best_score:
+            best, best_score, report.winner = index, score, len(report.candidates) - 1
+    if best is None:
+        raise ValueError(f"no learned index fits in max_bytes={max_bytes:,} bytes "
+                         f"({n:,} keys); the smallest candidates need {_smallest(report):,}")
+    best = _smallest_within_band(report, best, keys, values)
+    report.seconds = time.perf_counter() - started
+    best.tune_report = report
+    return best
+
+
+def _smallest_within_band(report: TuneReport, best, keys, values):
+    """The smallest candidate within ``TIE_BAND`` of the fastest, rebuilt when it is not the
+    fastest itself (only the fastest index is kept while timing)."""
+    scores = [(c.batch_ns if report.objective == "batch" else c.loop_ns) for c in report.candidates]
+    fastest = scores[report.winner]
+    tied = [i for i, s in enumerate(scores) if s <= fastest * TIE_BAND]
+    pick = min(tied, key=lambda i: (report.candidates[i].bytes, scores[i]))
+    if pick == report.winner:
+        return best
+    report.winner = pick
+    row = report.candidates[pick]
+    from .radix_spline import RadixSpline
+
+    cls = {"PGM": PGM, "RadixSpline": RadixSpline, "RMI": RMI}[row.kind]
+    return cls(keys, values, assume_sorted=True, copy=False, **row.options)
+
+
+def _rmi_bytes(n: int, options: dict) -> int:
+    """Bytes an RMI of these options takes over n keys, known before building it."""
+    from .models import stage_model
+
+    config = RMIConfig(**options)
+    counts = config.model_counts(n)
+    slots = sum(m * stage_model(name, "root" if i == 0 else "leaves").width
+                for i, (m, name) in enumerate(zip(counts, config.stages)))
+    return 8 * slots + 8 * (3 + 4 * len(counts))
+
+
+def _smallest(report: TuneReport) -> int:
+    sizes = [c.bytes for c in report.candidates if c.bytes]
+    return min(sizes) if sizes else 0
+
+
+def _time(search, sample: np.ndarray) -> float:
+    """Median ns a lookup of three timed runs, after one untimed run on a few lookups."""
+    if len(sample) == 0:
+        return 0.0
+    search(sample[:64], LEFT)
+    runs = []
+    for _ in range(3):
+        start = time.perf_counter_ns()
+        search(sample, LEFT)
+        runs.append(time.perf_counter_ns() - start)
+    return float(np.median(runs)) / len(sample)
+
+
+__all__ = ["tune", "TuneReport", "Candidate", "candidates", "DEFAULT_BUDGET", "TIE_BAND", "SAMPLE_LOOKUPS"]
