@@ -7,6 +7,7 @@ lower/upper-bound searches for queries already in the key dtype.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -491,6 +492,23 @@ class KeyValueIndex:
         out of bounds; it must not train, sort or copy the big arrays.
         """
         raise NotImplementedError(f"{type(self).__name__} cannot be restored from a file")
+
+
+def config_from(cls, config, fields: dict):
+    """The frozen config ``cls`` from ``config=`` or from keyword fields, not both.
+
+    Raises TypeError for both at once, unknown fields or a config of another type."""
+    if config is not None and fields:
+        raise TypeError(f"pass either config={cls.__name__}(...) or its fields as keywords, not both")
+    if config is None:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise TypeError(f"unknown options {unknown}; {cls.__name__} fields are {sorted(known)}")
+        return cls(**fields)
+    if not isinstance(config, cls):
+        raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}")
+    return config
 
 
 def compiled_entry(kernel, sig):

@@ -13,7 +13,7 @@ from . import _pgm_kernels as K
 from ._coerce import ANSWER_N, LEFT, as_query_array, coerce_array, coerce_scalar
 from ._pointers import address
 from ._search import lift_top
-from .base import KeyValueIndex, compile_scalar_entry
+from .base import KeyValueIndex, compile_scalar_entry, config_from
 from .persist import register
 
 _MAX_EPSILON = 1 << 20
@@ -57,23 +57,6 @@ class PGMConfig:
                            _whole("parallel_threshold", self.parallel_threshold, 1, 1 << 62))
         if not isinstance(self.interleaved, bool):
             raise TypeError(f"interleaved must be True or False, got {self.interleaved!r}")
-
-
-def config_from(cls, config, fields: dict):
-    """The frozen config ``cls`` from ``config=`` or from keyword fields, not both.
-
-    Raises TypeError for both at once, unknown fields or a config of another type."""
-    if config is not None and fields:
-        raise TypeError(f"pass either config={cls.__name__}(...) or its fields as keywords, not both")
-    if config is None:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(fields) - known)
-        if unknown:
-            raise TypeError(f"unknown options {unknown}; {cls.__name__} fields are {sorted(known)}")
-        return cls(**fields)
-    if not isinstance(config, cls):
-        raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}")
-    return config
 
 
 def train(keys: np.ndarray, config: PGMConfig):

@@ -13,7 +13,7 @@ from . import _radix_spline_kernels as K
 from ._coerce import ANSWER_N, ANSWER_ZERO, LEFT, as_query_array, coerce_array, coerce_scalar
 from ._pointers import address
 from ._search import lift_top
-from .base import KeyValueIndex, compile_scalar_entry
+from .base import KeyValueIndex, compile_scalar_entry, config_from
 from .persist import register
 
 #: Epsilons the default tries in turn, smallest (fastest) first.
@@ -191,19 +191,8 @@ class RadixSpline(KeyValueIndex):
     _native_find = True
 
     def _build(self, config=None, **fields):
-        if config is not None and fields:
-            raise TypeError("pass either config=RadixSplineConfig(...) or config keywords, not both")
-        if config is None:
-            known = {f.name for f in dataclasses.fields(RadixSplineConfig)}
-            unknown = sorted(set(fields) - known)
-            if unknown:
-                raise TypeError(
-                    f"RadixSpline got unknown options {unknown}; RadixSplineConfig fields are {sorted(known)}")
-            config = RadixSplineConfig(**fields)
-        elif not isinstance(config, RadixSplineConfig):
-            raise TypeError(f"config must be a RadixSplineConfig, got {type(config).__name__}")
-        self.config = config
-        self._meta, self._spline, self._stats = train(self._keys, config)
+        self.config = config_from(RadixSplineConfig, config, fields)
+        self._meta, self._spline, self._stats = train(self._keys, self.config)
         self._install()
 
     def _install(self) -> None:

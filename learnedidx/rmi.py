@@ -13,7 +13,7 @@ from . import _rmi_kernels as K
 from ._coerce import ANSWER_N, LEFT, as_query_array, coerce_array, coerce_scalar
 from ._pointers import address
 from ._search import SEARCHES
-from .base import KeyValueIndex, compile_scalar_entry
+from .base import KeyValueIndex, compile_scalar_entry, config_from
 from .models import stage_model
 from .persist import register
 
@@ -244,18 +244,8 @@ class RMI(KeyValueIndex):
     _native_find = True
 
     def _build(self, config=None, **fields):
-        if config is not None and fields:
-            raise TypeError("pass either config=RMIConfig(...) or config keywords, not both")
-        if config is None:
-            known = {f.name for f in dataclasses.fields(RMIConfig)}
-            unknown = sorted(set(fields) - known)
-            if unknown:
-                raise TypeError(f"RMI got unknown options {unknown}; RMIConfig fields are {sorted(known)}")
-            config = RMIConfig(**fields)
-        elif not isinstance(config, RMIConfig):
-            raise TypeError(f"config must be an RMIConfig, got {type(config).__name__}")
-        self.config = config
-        self._meta, self._params, self._stats = train(self._keys, config)
+        self.config = config_from(RMIConfig, config, fields)
+        self._meta, self._params, self._stats = train(self._keys, self.config)
         self._choose_kernels()
 
     # --- searches -----------------------------------------------------------------------------
