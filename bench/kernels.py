@@ -189,9 +189,11 @@ def rmi_variants(args) -> None:
     queries = keys[np.random.default_rng(args.seed + 1).integers(0, len(keys), m)]
     expected = np.searchsorted(keys, queries)
     candidates = {}
-    for label, options in (("128 keys/leaf", {}), ("2048 keys/leaf", {"keys_per_leaf": 2048})):
+    for label, options in (("128 keys/leaf", {}), ("128 keys/leaf, lines only", {"max_window": None}),
+                           ("2048 keys/leaf", {"keys_per_leaf": 2048})):
         idx = RMI(keys, copy=False, **options)
-        print(f"RMI {label}: mean window {idx.mean_window:.1f} keys, {idx.size_in_bytes() / keys.nbytes:.2%} of "
+        print(f"RMI {label}: mean window {idx.mean_window:.1f} keys, {idx.hybrid_leaves} hybrid leaves, "
+              f"{idx.size_in_bytes() / keys.nbytes:.2%} of "
               f"the keys, auto variant: {idx.batch_variant}")
         candidates[f"{label} loop"] = lambda idx=idx: idx._run_batch(queries, 0, K.VARIANT_LOOP)
         candidates[f"{label} group"] = lambda idx=idx: idx._run_batch(queries, 0, K.VARIANT_GROUP)

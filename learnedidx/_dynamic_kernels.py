@@ -1679,7 +1679,8 @@ def rank_at(h_address, q, right):
     """Number of live keys < q (<= q when right), for q of the key dtype."""
     h = carray(ptr_like(h_address, np.int64(0)), H_SIZE)
     mk, meta, params, tbits, tcum, order, dmax, dk, dn, dcum, st = _views(h, q)
-    p = R.lookup_one(meta, params, params.view(np.int64), mk, q, right, 0)
+    pbits = params.view(np.int64)
+    p = R.lookup_one(meta, params, pbits, mk[:0], pbits[:0], mk, q, right, 0)  # lines only: no hybrid samples
     return p - t_below(tbits, tcum, p) + d_rank(dk, dn, order, dmax, dcum, st[K_CHUNKS], st[D_KEYS], q, right == 1)
 
 
@@ -1688,7 +1689,8 @@ def find_at(h_address, q):
     """Location of key q: a live main position, ``-2 - delta slot``, or -1."""
     h = carray(ptr_like(h_address, np.int64(0)), H_SIZE)
     mk, meta, params, tbits, tcum, order, dmax, dk, dn, dcum, st = _views(h, q)
-    p = R.lookup_one(meta, params, params.view(np.int64), mk, q, 2, 0)
+    pbits = params.view(np.int64)
+    p = R.lookup_one(meta, params, pbits, mk[:0], pbits[:0], mk, q, 2, 0)  # lines only: no hybrid samples
     if p >= 0:
         return -1 if t_test(tbits, p) else p
     s = d_find(dk, dn, order, dmax, st[K_CHUNKS], q)

@@ -10,6 +10,12 @@ An RMI is stored in two arrays:
     the 64-bit pattern) so that the model sees ``x = q - anchor`` computed exactly in integers
     before one rounding to float: dense keys far from zero (ns timestamps, cell ids) stay
     distinguishable. Leaf records end with a slot holding two int32: the leaf's error bounds.
+    A *hybrid* leaf (its window was wider than ``RMIConfig.max_window``) holds instead
+    ``[offset, count, shift, HYBRID]`` as int64: its keys are indexed by a sorted sample,
+    ``hybrid_keys[offset:offset + count]`` at positions ``hybrid_pos[offset:offset + count]``,
+    of every ``2**shift``-th key of each of its runs (a B+tree node in place of the line,
+    Kraska et al. section 3.3).
+``hybrid_keys`` (key dtype), ``hybrid_pos`` (int64): the samples of every hybrid leaf.
 
 Every stage but the last predicts the index of the model to use in the next stage; the last
 predicts a position in the key array. The prediction is a guess: the search step verifies it.
@@ -199,44 +205,106 @@ def leaf_window(plan, params, pbits, q, leaf):
     return pos, lo, hi
 
 
+#: The error slot of a hybrid leaf: bounds (1, 0), which no measured leaf has (its upper bound
+#: is at least its lower one).
+HYBRID = 1
+
+
 @njit(inline="always", **_JIT)
-def predict_window(meta, params, pbits, q):
+def hybrid_window(n, pbits, hkeys, hpos, base, q):
+    """``(pos, lo, hi)`` from the hybrid leaf record at ``base``: a binary search of its sample
+    for the first sample not below q, then :func:`sample_window`. Complexity O(log count)."""
+    off = pbits[base]
+    return sample_window(n, pbits, hkeys, hpos, base, q, binary_search(hkeys, q, off, off + pbits[base + 1], False))
+
+
+@njit(inline="always", **_JIT)
+def sample_window(n, pbits, hkeys, hpos, base, q, t):
+    """``(pos, lo, hi)`` for q from ``t``, the first sample of the hybrid leaf at ``base`` not
+    below q: the positions between the samples around q, at most ``2**shift``. Samples of
+    consecutive positions in a run are ``2**shift`` apart; where the leaf's runs part, a query
+    equal to the next run's first key has that position as its answer, any other of the leaf's
+    keys lies in the tail of the run before. So the window brackets the lower bound of every key
+    of the leaf and the position after it. The record's fields were checked on loading
+    (``RMI._restore``); the window is clamped to [0, n]."""
+    off = pbits[base]
+    end = off + pbits[base + 1]
+    if t == off:
+        lo = hpos[t]
+        hi = lo + 1
+    else:
+        lo = hpos[t - 1] + 1
+        hi = lo + (np.int64(1) << pbits[base + 2])
+        if t < end:
+            p = hpos[t]
+            if p < hi:
+                hi = p + 1
+            elif hkeys[t] == q:
+                lo = p
+                hi = p + 1
+    if hi > n:
+        hi = n
+    elif hi < 0:
+        hi = 0
+    if lo < 0:
+        lo = 0
+    if lo > hi:
+        lo = hi
+    return lo, lo, hi
+
+
+@njit(inline="always", **_JIT)
+def window_of(plan, params, pbits, hkeys, hpos, q, leaf):
+    """``(pos, lo, hi)`` from the leaf q was routed to, a line's or a hybrid leaf's."""
+    base = plan.leaf_base + leaf * LINEAR_WIDTH
+    if pbits[base + ERROR_SLOT] == HYBRID:
+        return hybrid_window(plan.n, pbits, hkeys, hpos, base, q)
+    return leaf_window(plan, params, pbits, q, leaf)
+
+
+@njit(inline="always", **_JIT)
+def predict_window(meta, params, pbits, hkeys, hpos, q):
     """``(pos, lo, hi)``: predicted position of q and the window ``[lo, hi]`` that brackets it.
 
     ``pbits`` is ``params.view(np.int64)``, made once by the caller.
     """
     plan = routing_plan(meta, params, pbits, meta[0] - 1)
-    return leaf_window(plan, params, pbits, q, plan_route(plan, meta, params, pbits, q))
+    return window_of(plan, params, pbits, hkeys, hpos, q, plan_route(plan, meta, params, pbits, q))
 
 
 @njit(inline="always", **_JIT)
-def lookup_one(meta, params, pbits, keys, q, mode, top):
+def lookup_one(meta, params, pbits, hkeys, hpos, keys, q, mode, top):
     """Exact answer for one query: mode 0 lower_bound, 1 upper_bound, 2 find (index or -1).
 
     ``top``: see :func:`search_in_window` (0: binary search sized to each window)."""
     q, answer = prepare_query(keys, q, mode)
     if answer != NEEDS_SEARCH:
         return answer
-    pos, lo, hi = predict_window(meta, params, pbits, q)
+    pos, lo, hi = predict_window(meta, params, pbits, hkeys, hpos, q)
     prefetch_window(keys, lo, hi)
     return finish(keys, q, search_in_window(keys, q, pos, lo, hi, meta[2], top), mode)
 
 
 @njit(cache=True)  # keeps the GIL: releasing and retaking it cost 60-100 ns a call here
-def lookup_scalar_at(meta_address, params_address, keys_address, q, mode):
+def lookup_scalar_at(arrays_address, keys_address, hybrid_size, q, mode):
     """:func:`lookup_one` over arrays given by address (see :mod:`learnedidx._pointers`):
     the one scalar kernel. Complexity O(stages + log(window)).
 
-    The sizes come from ``meta`` itself; the caller keeps the three arrays alive.
+    ``arrays_address`` points to four int64 slots, the addresses of ``meta``, ``params``,
+    ``hybrid_keys`` and ``hybrid_pos`` (``hybrid_size`` entries each). The other sizes come from
+    ``meta`` itself; the caller keeps every array alive.
     """
-    header = carray(ptr_like(meta_address, np.int64(0)), META_HEADER)
-    meta = carray(ptr_like(meta_address, np.int64(0)), META_HEADER + META_STRIDE * header[0])
+    addresses = carray(ptr_like(arrays_address, np.int64(0)), 4)
+    header = carray(ptr_like(addresses[0], np.int64(0)), META_HEADER)
+    meta = carray(ptr_like(addresses[0], np.int64(0)), META_HEADER + META_STRIDE * header[0])
     rec = META_HEADER + META_STRIDE * (header[0] - 1)
     size = meta[rec + 2] + meta[rec + 1] * meta[rec + 3]
-    params = carray(ptr_like(params_address, np.float64(0.0)), size)
-    pbits = carray(ptr_like(params_address, np.int64(0)), size)
+    params = carray(ptr_like(addresses[1], np.float64(0.0)), size)
+    pbits = carray(ptr_like(addresses[1], np.int64(0)), size)
+    hkeys = carray(ptr_like(addresses[2], q), hybrid_size)
+    hpos = carray(ptr_like(addresses[3], np.int64(0)), hybrid_size)
     keys = carray(ptr_like(keys_address, q), meta[1])
-    return lookup_one(meta, params, pbits, keys, q, mode, 0)
+    return lookup_one(meta, params, pbits, hkeys, hpos, keys, q, mode, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,13 +336,14 @@ _DONE = 3
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_loop(meta, params, pbits, keys, queries, out, mode, start, end, top):
+def _lookup_range_loop(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, top):
     for i in range(start, end):
-        out[i] = lookup_one(meta, params, pbits, keys, queries[i], mode, top)
+        out[i] = lookup_one(meta, params, pbits, hkeys, hpos, keys, queries[i], mode, top)
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_group(meta, params, pbits, keys, queries, out, mode, start, end, top, sq, sleaf, spos, slo, shi):
+def _lookup_range_group(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, top, sq, sleaf, spos,
+                        slo, shi):
     """Answer ``queries[start:end]`` in groups of GROUP lookups that advance in lock-step.
 
     Phase 1 routes every query of the group through the cache-resident upper stages and
@@ -301,7 +370,7 @@ def _lookup_range_group(meta, params, pbits, keys, queries, out, mode, start, en
         for k in range(stop - g):
             if sleaf[k] < 0:
                 continue
-            p, a, b = leaf_window(plan, params, pbits, sq[k], sleaf[k])
+            p, a, b = window_of(plan, params, pbits, hkeys, hpos, sq[k], sleaf[k])
             spos[k] = p
             slo[k] = a
             shi[k] = b
@@ -335,13 +404,16 @@ def _prefetch_search(keys, lo, hi, step):
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_amac(meta, params, pbits, keys, queries, out, mode, start, end, top, sq, sidx, slo, shi, sstate):
+def _lookup_range_amac(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, top, sq, sidx, slo,
+                       shi, sstate):
     """Answer ``queries[start:end]`` with ``len(sstate)`` interleaved state machines.
 
     A slot's steps: take the next query, route it through the cache-resident upper stages and
     prefetch its leaf record; compute the window, check it against its neighbours' lines
     (requested with it) and prefetch its middle or, once it is small, all of it; halve it, or
-    search it. Windows that do not bracket the answer (absent keys) gallop out, as in
+    search it. A hybrid leaf's sample is searched at once, in the window step (stepping it
+    with prefetches measured no faster: the samples are 1/128 of the keys, mostly cached).
+    Windows that do not bracket the answer (absent keys) gallop out, as in
     :func:`learnedidx._search.search_window`. Each slot's next read was requested one round of
     the other slots earlier. Complexity O(m (stages + log window)); no allocation. The key
     array is not empty (the caller's check).
@@ -361,7 +433,7 @@ def _lookup_range_amac(meta, params, pbits, keys, queries, out, mode, start, end
         state = sstate[k]
         if state == _WINDOW:
             q = sq[k]
-            _, lo, hi = leaf_window(plan, params, pbits, q, slo[k])
+            _, lo, hi = window_of(plan, params, pbits, hkeys, hpos, q, slo[k])
             slo[k] = lo
             shi[k] = hi
             _prefetch_search(keys, lo, hi, step)
@@ -422,10 +494,10 @@ def _lookup_range_amac(meta, params, pbits, keys, queries, out, mode, start, end
 
 
 @njit(inline="always", **_JIT)
-def _lookup_range(meta, params, pbits, keys, queries, out, mode, start, end, variant, slots, top):
+def _lookup_range(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, variant, slots, top):
     """Answer ``queries[start:end]`` with the chosen variant (its buffers allocated once)."""
     if variant == VARIANT_LOOP or keys.shape[0] == 0:
-        _lookup_range_loop(meta, params, pbits, keys, queries, out, mode, start, end, top)
+        _lookup_range_loop(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, top)
         return
     width = max(GROUP, slots)
     sq = np.empty(width, dtype=keys.dtype)
@@ -434,23 +506,24 @@ def _lookup_range(meta, params, pbits, keys, queries, out, mode, start, end, var
     c = np.empty(width, dtype=np.int64)
     if variant == VARIANT_GROUP:
         d = np.empty(width, dtype=np.int64)
-        _lookup_range_group(meta, params, pbits, keys, queries, out, mode, start, end, top, sq, a, b, c, d)
+        _lookup_range_group(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, top, sq, a, b, c, d)
     else:
         sstate = np.empty(slots, dtype=np.int64)
-        _lookup_range_amac(meta, params, pbits, keys, queries, out, mode, start, end, top, sq, a, b, c, sstate)
+        _lookup_range_amac(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, top, sq, a, b, c,
+                           sstate)
 
 
 @njit(**_JIT)
-def lookup_batch(meta, params, keys, queries, out, mode, variant, slots, top):
+def lookup_batch(meta, params, hkeys, hpos, keys, queries, out, mode, variant, slots, top):
     """``out[i] = lookup_one(queries[i])`` in one thread with the variant ``VARIANT_*``
     (``slots`` state machines for AMAC; ``top`` of :func:`search_in_window`).
     Complexity O(m (stages + log window))."""
-    _lookup_range(meta, params, params.view(np.int64), keys, queries, out, mode, 0, queries.shape[0], variant, slots,
-                  top)
+    _lookup_range(meta, params, params.view(np.int64), hkeys, hpos, keys, queries, out, mode, 0, queries.shape[0],
+                  variant, slots, top)
 
 
 @njit(parallel=True, **_JIT)
-def lookup_batch_parallel(meta, params, keys, queries, out, mode, variant, slots, top):
+def lookup_batch_parallel(meta, params, hkeys, hpos, keys, queries, out, mode, variant, slots, top):
     """:func:`lookup_batch` split into chunks of CHUNK queries over the Numba thread pool.
 
     Each chunk calls the serial kernel (compiled once for both) on its slices: inlining the
@@ -459,15 +532,15 @@ def lookup_batch_parallel(meta, params, keys, queries, out, mode, variant, slots
     for c in prange((m + CHUNK - 1) // CHUNK):
         a = c * CHUNK
         b = min(m, a + CHUNK)
-        lookup_batch(meta, params, keys, queries[a:b], out[a:b], mode, variant, slots, top)
+        lookup_batch(meta, params, hkeys, hpos, keys, queries[a:b], out[a:b], mode, variant, slots, top)
 
 
 @njit(**LEAN_JIT)
-def predict_batch(meta, params, queries, pos, lo, hi):
+def predict_batch(meta, params, hkeys, hpos, queries, pos, lo, hi):
     """Window of every query (no search). Complexity O(m * stages)."""
     pbits = params.view(np.int64)
     for i in range(queries.shape[0]):
-        pos[i], lo[i], hi[i] = predict_window(meta, params, pbits, queries[i])
+        pos[i], lo[i], hi[i] = predict_window(meta, params, pbits, hkeys, hpos, queries[i])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -634,12 +707,12 @@ def moments_range(keys, block_start, block_end, block_anchor, out, b0, b1):
 
 
 @njit(**LEAN_JIT)
-def errors_range(meta, params, pbits, keys, block_start, block_end, block_leaf, every_key, table, out, log2_sums,
-                 b0, b1):
+def errors_range(meta, params, pbits, hkeys, hpos, keys, block_start, block_end, block_leaf, every_key, table, out,
+                 log2_sums, b0, b1):
     """Error bounds of blocks ``b0 <= b < b1`` (``keys[block_start[b]:block_end[b]]``, all routed
     to leaf ``block_leaf[b]``), exactly as inference computes them.
 
-    For each key k with predicted position p (:func:`leaf_window`, the inference kernel
+    For each key k with predicted position p (:func:`window_of`, the inference kernel
     itself): ``lo <= lb(k) - p < hi``, where lb(k) is k's first position, read off the scan.
     So the window ``[p + lo, p + hi]`` brackets ``lb(k)`` and ``lb(k) + 1`` (the answer for a
     query just above k when k is unique) of every present key.
@@ -687,7 +760,7 @@ def errors_range(meta, params, pbits, keys, block_start, block_end, block_leaf, 
             prev = q
             if check_keys:
                 stray |= _route(plan, meta, params, pbits, q) ^ leaf
-            pos, _, _ = leaf_window(plan, params, pbits, q, leaf)
+            pos, _, _ = window_of(plan, params, pbits, hkeys, hpos, q, leaf)
             e_lo = first - pos
             lo = min(lo, e_lo)
             hi = max(hi, e_lo + 1)

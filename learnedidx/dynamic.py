@@ -133,7 +133,8 @@ class DynamicConfig:
             one more search step per lookup). Default 1.0.
         chunk_size: keys per delta chunk: an insert shifts up to this many keys, a lookup does
             a binary search of this many. Default 128.
-        rmi: the :class:`~learnedidx.RMIConfig` of the main index. Its
+        rmi: the :class:`~learnedidx.RMIConfig` of the main index, whose leaves stay lines
+            (merges refit them in place; its ``max_window`` is not used). Its
             ``parallel_threshold`` also decides when a write batch's search and its insert into
             the delta, a merge and its refit use every thread (as two halves).
     """
@@ -435,7 +436,9 @@ class DynamicRMI(KeyValueIndex):
     def _train(self, keys):
         """Fully train an RMI on main keys; returns ``(rmi, run_start, run_leaf)``."""
         try:
-            rmi = RMI(keys, config=self.config.rmi, assume_sorted=True, copy=False)
+            # Lines only: merges refit each leaf's line in place (RMIConfig.max_window is not used).
+            rmi = RMI(keys, config=dataclasses.replace(self.config.rmi, max_window=None), assume_sorted=True,
+                      copy=False)
         except ValueError as e:  # main's keys were checked when they came in: only corruption fails
             raise ValueError(
                 "main's keys are not sorted or hold NaN: this index's data is corrupt (a file changed "

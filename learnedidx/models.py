@@ -234,37 +234,45 @@ def _route_runs(meta, params, keys, stage):
     return bounds[:r + 1].copy(), owner[:r].copy()
 
 
-def leaf_errors(meta, params, keys, runs, every_key=True) -> tuple:
+def leaf_errors(meta, params, keys, runs, every_key=True, hybrid=None, leaves=None) -> tuple:
     """Error bounds of every leaf, from the trained models, exactly as inference computes them
     (:func:`learnedidx._rmi_kernels.errors_range`), the leaves' ``runs`` read block by block on
     every Numba thread. Each block's keys are checked to route to its run's leaf: every key's
     route with ``every_key``, else only its ends', enough when every stage above the leaves
-    routes in order (:func:`routes_in_order`). Complexity O(n * stages / threads).
+    routes in order (:func:`routes_in_order`). ``hybrid``: ``(hybrid_keys, hybrid_pos)``, the
+    samples of hybrid leaves (none by default); ``leaves``: a boolean mask of the leaves to measure (all by default; the
+    others report zeros). Complexity O(keys measured * stages / threads).
 
     Returns:
-        ``(lo, hi, max_abs_error, sum_log2_error, routed)``: leaf j's window is
-        ``[pos + lo[j], pos + hi[j]]`` (0, 0 without keys); the sums are over keys (duplicates
-        count); ``routed`` is False when a key routes to another leaf than its run says (the
-        runs were wrong, and so are the bounds).
+        ``(lo, hi, max_abs, log2_sum, routed)``, per leaf j: its window is
+        ``[pos + lo[j], pos + hi[j]]`` (0, 0 without keys), ``max_abs[j]`` and ``log2_sum[j]``
+        the largest ``|lb(k) - pos|`` and the sum of ``log2(|lb(k) - pos| + 1)`` over its keys
+        (duplicates count); ``routed`` is False when a key routes to another leaf than its run
+        says (the runs were wrong, and so are the bounds).
     """
     bounds, owner = runs
     m = int(meta[K.META_HEADER + K.META_STRIDE * (int(meta[0]) - 1) + 1])
     start, end, run = _blocks(bounds)
     leaf = owner[run]
-    out = np.zeros((len(run), 4), dtype=np.int64)
-    log2_sums = np.zeros(len(run))
-    _in_ranges(K.errors_range, len(run), len(keys), meta, params, params.view(np.int64), keys, start, end, leaf,
-               every_key, _LOG2, out, log2_sums)
+    if leaves is not None:
+        keep = leaves[leaf]
+        start, end, leaf = start[keep], end[keep], leaf[keep]
+    hkeys, hpos = (keys[:0], np.zeros(0, dtype=np.int64)) if hybrid is None else hybrid
+    out = np.zeros((len(leaf), 4), dtype=np.int64)
+    log2_sums = np.zeros(len(leaf))
+    _in_ranges(K.errors_range, len(leaf), len(keys), meta, params, params.view(np.int64), hkeys, hpos, keys, start,
+               end, leaf, every_key, _LOG2, out, log2_sums)
     unset = np.int64(1) << 62
     lo = np.full(m, unset, dtype=np.int64)
     hi = np.full(m, -unset, dtype=np.int64)
+    max_abs = np.zeros(m, dtype=np.int64)
     np.minimum.at(lo, leaf, out[:, 0])
     np.maximum.at(hi, leaf, out[:, 1])
+    np.maximum.at(max_abs, leaf, out[:, 2])
     empty = lo == unset
     lo[empty] = 0
     hi[empty] = 0
-    max_abs = int(out[:, 2].max()) if len(run) else 0
-    return lo, hi, max_abs, float(log2_sums.sum()), not out[:, 3].any()
+    return lo, hi, max_abs, np.bincount(leaf, log2_sums, minlength=m), not out[:, 3].any()
 
 
 def _blocks(bounds):

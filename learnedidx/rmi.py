@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numba
@@ -19,6 +18,8 @@ from .persist import register
 
 _MAX_MODELS = 1 << 28
 _MAX_INNER = 4096
+_MAX_WINDOW = 1 << 30
+_INT32 = (-(2**31), 2**31 - 1)
 #: Key arrays up to this size take the group variant whatever their windows (``RMIConfig.variant``):
 #: their searches hit cache, where AMAC's per-step dispatch costs more than the misses it overlaps.
 CACHE_RESIDENT_BYTES = 4 << 20
@@ -38,11 +39,12 @@ class RMIConfig:
             is the cheapest on uniform keys.
         branching_factor: number of models in the last stage (an int), or a tuple with the
             number of models of each stage after the root. None: ``n / keys_per_leaf`` rounded
-            to a power of two, with ``min(4096, leaves / 4)`` models in an inner
+            down to a power of two, with ``min(4096, leaves / 4)`` models in an inner
             stage. More leaves mean smaller errors (fewer search steps) but 32 bytes more
             index per leaf.
-        keys_per_leaf: target keys per leaf for the default branching factor. The default 128
-            keeps the index near 32 / (128 * 8) = 3% of 8-byte keys.
+        keys_per_leaf: most keys per leaf, on average, for the default branching factor. The
+            default 128 keeps the models within 32 / (128 * 8) = 3.1% of 8-byte keys, 3.9% with
+            the inner stage, 4.7% with every leaf hybrid (see ``max_window``).
         search: last-mile search inside the predicted window: ``"binary"`` (branch-free, the
             default: steady cost log2(window)), ``"linear"`` (fastest for windows of a few keys)
             or ``"exponential"`` (gallops from the prediction: fast when most errors are small
@@ -94,6 +96,16 @@ class RMIConfig:
         slots: state machines of the ``"amac"`` variant. 8, 16 and 32 came within 15% of each
             other in the runs above (``bench.kernels`` also times 32): enough misses in flight,
             few enough to stay in L1.
+        max_window: widest window, in keys, that a leaf's line may leave to the last-mile
+            search (None: no bound). A leaf whose measured window is wider (a step, a cluster
+            or a gap inside it) becomes *hybrid* (Kraska et al. 2018, section 3.3): a sorted
+            sample of every ``s``-th key of its runs (``s``: max_window rounded down to a power
+            of two), with their positions, is searched by binary search, and the two samples
+            around a query give its window. Every present key's window is then at most
+            ``max_window`` keys, and a leaf the model cannot follow costs a binary search of
+            1/s of its keys. The samples take 16 bytes per ``s`` keys of the hybrid leaves.
+            Default 256 (at most 0.8% of 8-byte keys); docs/design.md has the thresholds
+            measured.
     """
 
     stages: tuple = ("linear", "linear", "linear")
@@ -104,6 +116,7 @@ class RMIConfig:
     interleaved: bool = True
     variant: str = "auto"
     slots: int = 16
+    max_window: int | None = 256
 
     def __post_init__(self):
         stages = self.stages
@@ -139,6 +152,16 @@ class RMIConfig:
             raise ValueError(f"slots must be an int in [1, 256], got {self.slots!r}")
         if isinstance(self.parallel_threshold, bool) or not isinstance(self.parallel_threshold, (int, np.integer)) or self.parallel_threshold < 1:
             raise ValueError(f"parallel_threshold must be a positive int, got {self.parallel_threshold!r}")
+        w = self.max_window
+        if w is not None:
+            if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or not 1 <= w <= _MAX_WINDOW:
+                raise ValueError(f"max_window must be None or a whole number in [1, {_MAX_WINDOW}], got {w!r}")
+            object.__setattr__(self, "max_window", int(w))
+
+    @property
+    def hybrid_shift(self) -> int:
+        """log2 of a hybrid leaf's sample stride: ``max_window`` rounded down to a power of two."""
+        return (self.max_window or 1).bit_length() - 1
 
     def model_counts(self, n: int) -> tuple:
         """Number of models in each stage, root first, for n keys."""
@@ -148,7 +171,7 @@ class RMIConfig:
             return (1,) + bf
         if bf is None:
             leaves = max(1, n // self.keys_per_leaf)
-            bf = 1 << max(0, round(math.log2(leaves)))
+            bf = 1 << (leaves.bit_length() - 1)  # rounded down: the size stays within its bound
         if depth == 2:
             return (1, bf)
         # Inner stages route keys to leaves; more of them balance the leaves better (measured:
@@ -159,7 +182,7 @@ class RMIConfig:
 
 
 def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
-    """Fit every stage of an RMI over sorted keys; return ``(meta, params, stats)``.
+    """Fit every stage of an RMI over sorted keys; return ``(meta, params, hybrid, stats)``.
 
     Closed form. Each stage is fitted to the runs of keys that the stages above route to its
     models (:mod:`learnedidx.models`): found by searching on the lines of the stage above when
@@ -167,7 +190,8 @@ def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
     always routes every key (the same models, slower). Then one pass measures the leaves'
     errors with the very kernels inference uses, so the bounds hold bit for bit, and checks
     that the keys route to their runs' leaves: should one not, the stages are fitted again
-    routing every key. Fits and the error pass use every Numba thread. Complexity
+    routing every key. Leaves whose windows are wider than ``config.max_window`` become hybrid
+    and are measured again. Fits and the error pass use every Numba thread. Complexity
     O(n * stages / threads).
     """
     from .models import leaf_errors, root_runs, stage_runs
@@ -197,7 +221,7 @@ def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
         records = model.fit(keys, meta, params, s, m, target_scale, runs)
         start = int(meta[rec + 2])
         params[start:start + records.size] = records.ravel()
-    lo, hi, max_err, sum_log2, routed = leaf_errors(meta, params, keys, runs, every_key)
+    lo, hi, max_abs, log2_sum, routed = leaf_errors(meta, params, keys, runs, every_key)
     if not routed:  # never seen: a safety net, should a search on a line ever disagree with plan_route
         if not split:
             raise RuntimeError("runs found by routing every key disagree with plan_route: a bug in learnedidx")
@@ -206,14 +230,47 @@ def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
     start = int(meta[rec + 2])
     errors = params[start:].reshape(-1, K.LINEAR_WIDTH)[:, K.ERROR_SLOT:].view(np.int32)
     # A bound outside int32 is clamped: the window then may not bracket, and the search widens it.
-    errors[:, 0] = np.clip(lo, -(2**31), 2**31 - 1)
-    errors[:, 1] = np.clip(hi, -(2**31), 2**31 - 1)
+    errors[:, 0] = np.clip(lo, *_INT32)
+    errors[:, 1] = np.clip(hi, *_INT32)
+    hybrid = _no_hybrid(keys.dtype)
+    if config.max_window is not None:
+        bad = (hi - lo > config.max_window) | (lo < _INT32[0]) | (hi > _INT32[1])
+        if bad.any():
+            hybrid = _make_hybrid(params, start, keys, runs, bad, config.hybrid_shift)
+            measured = leaf_errors(meta, params, keys, runs, every_key, hybrid, bad)
+            for whole, part in zip((lo, hi, max_abs, log2_sum), measured):
+                whole[bad] = part[bad]
     stats = {
-        "max_error": int(max_err),
-        "avg_log2_error": float(sum_log2 / n) if n else 0.0,
+        "max_error": int(max_abs.max()) if n else 0,
+        "avg_log2_error": float(log2_sum.sum() / n) if n else 0.0,
         "mean_window": float(np.mean(hi - lo)) if len(lo) else 0.0,
+        "hybrid_leaves": int((errors.view(np.int64)[:, 0] == K.HYBRID).sum()),
     }
-    return meta, params, stats
+    return meta, params, hybrid, stats
+
+
+def _make_hybrid(params, leaf_base, keys, runs, bad, shift):
+    """Turn the ``bad`` leaves into hybrid ones (see :mod:`learnedidx._rmi_kernels`): each
+    gets a sample of every ``2**shift``-th key of each of its runs, from the run's first, and
+    its record is rewritten. Returns ``(hybrid_keys, hybrid_pos)``, leaf after leaf.
+    Complexity O(runs + samples)."""
+    bounds, owner = runs
+    mine = np.flatnonzero(bad[owner])
+    mine = mine[np.argsort(owner[mine], kind="stable")]  # a leaf's runs together, in key order
+    starts = bounds[mine]
+    counts = (bounds[mine + 1] - starts + (1 << shift) - 1) >> shift
+    first = np.cumsum(counts) - counts
+    total = int(counts.sum())
+    hpos = np.repeat(starts, counts) + ((np.arange(total) - np.repeat(first, counts)) << shift)
+    leaves = np.flatnonzero(bad)
+    per_leaf = np.bincount(owner[mine], counts, minlength=len(bad)).astype(np.int64)[leaves]
+    records = params.view(np.int64)[leaf_base:].reshape(-1, K.LINEAR_WIDTH)
+    records[leaves] = np.stack([np.cumsum(per_leaf) - per_leaf, per_leaf, np.full(len(leaves), shift),
+                                np.full(len(leaves), K.HYBRID)], axis=1)
+    hkeys = keys[hpos]
+    for a in (hkeys, hpos):
+        a.flags.writeable = False
+    return hkeys, hpos
 
 
 class RMI(KeyValueIndex):
@@ -223,6 +280,8 @@ class RMI(KeyValueIndex):
 
     The root model routes a key to a leaf model, which predicts its position; the leaf's
     recorded error bounds give a window that a last-mile search narrows to the exact answer.
+    A leaf whose window would be wider than ``max_window`` keys searches a sample of its keys
+    instead (a hybrid leaf).
     See :class:`RMIConfig` for the hyperparameters, which can be passed as a config or as
     keyword arguments (``RMI(keys, stages=("radix", "linear"), branching_factor=2**16)``).
 
@@ -245,7 +304,7 @@ class RMI(KeyValueIndex):
 
     def _build(self, config=None, **fields):
         self.config = config_from(RMIConfig, config, fields)
-        self._meta, self._params, self._stats = train(self._keys, self.config)
+        self._meta, self._params, self._hybrid, self._stats = train(self._keys, self.config)
         self._choose_kernels()
 
     # --- searches -----------------------------------------------------------------------------
@@ -261,7 +320,8 @@ class RMI(KeyValueIndex):
         out = np.empty(len(queries), dtype=np.int64)
         parallel = len(queries) >= self.config.parallel_threshold and numba.get_num_threads() > 1
         kernel = K.lookup_batch_parallel if parallel else K.lookup_batch
-        kernel(self._meta, self._params, self._keys, queries, out, mode, variant, int(self.config.slots), self._top)
+        kernel(self._meta, self._params, *self._hybrid, self._keys, queries, out, mode, variant, int(self.config.slots),
+               self._top)
         return out
 
     @property
@@ -275,8 +335,12 @@ class RMI(KeyValueIndex):
         return f"group x{K.GROUP}, {steps}"
 
     def _choose_kernels(self) -> None:
-        """Set the lifting search's ``top`` and the batch variant from the leaves' windows."""
-        self._top, p99 = _search_top(self._meta, self._params, self._keys)
+        """Set the lifting search's ``top`` and the batch variant from the leaves' windows, and
+        the scalar kernel's address table."""
+        for array in self._hybrid:
+            array.flags.writeable = False  # one Numba type for every index's kernels
+        self._addresses = np.array([address(a) for a in (self._meta, self._params, *self._hybrid)], dtype=np.int64)
+        self._top, p99 = _search_top(self._meta, self._params, self._hybrid, self._keys)
         variant = self.config.variant
         if variant == "auto":
             wide = p99 >= K.SMALL_WINDOW or self.config.search != "binary"
@@ -284,9 +348,8 @@ class RMI(KeyValueIndex):
         self._variant = K.VARIANTS[variant]
 
     def _scalar_kernel(self):
-        arrays = (self._meta, self._params, self._keys)
-        entry = compile_scalar_entry(K.lookup_scalar_at, *(address(a) for a in arrays), self._keys.dtype)
-        return (entry,) + tuple(address(a) for a in arrays)
+        args = (address(self._addresses), address(self._keys), np.int64(len(self._hybrid[0])))
+        return (compile_scalar_entry(K.lookup_scalar_at, *args, self._keys.dtype),) + args
 
     def predict(self, q):
         """The model's guess for ``lower_bound(q)``: ``(pos, lo, hi)`` with the window ``[lo, hi]``.
@@ -300,14 +363,14 @@ class RMI(KeyValueIndex):
         if isinstance(q, (np.ndarray, list, tuple)):
             arr = as_query_array(q)
             values, forced, _ = coerce_array(arr.ravel(), self._keys.dtype, LEFT)
-            pos, lo, hi = _predict(self._meta, self._params, values)
+            pos, lo, hi = _predict(self._meta, self._params, self._hybrid, values)
             if forced is not None:
                 pos[forced] = lo[forced] = hi[forced] = n
             return tuple(a.reshape(arr.shape) for a in (pos, lo, hi))
         value, status, _ = coerce_scalar(q, self._keys.dtype, LEFT)
         if status == ANSWER_N:
             return n, n, n
-        out = _predict(self._meta, self._params, np.array([value], dtype=self._keys.dtype))
+        out = _predict(self._meta, self._params, self._hybrid, np.array([value], dtype=self._keys.dtype))
         return tuple(int(a[0]) for a in out)
 
     # --- statistics ---------------------------------------------------------------------------
@@ -328,14 +391,20 @@ class RMI(KeyValueIndex):
         return self._stats["mean_window"]
 
     @property
+    def hybrid_leaves(self) -> int:
+        """Leaves searched through a sample of their keys (``RMIConfig.max_window``)."""
+        return self._stats["hybrid_leaves"]
+
+    @property
     def model_counts(self) -> tuple:
         """Number of models in each stage, root first."""
         stages = int(self._meta[0])
         return tuple(int(self._meta[K.META_HEADER + K.META_STRIDE * s + 1]) for s in range(stages))
 
     def size_in_bytes(self) -> int:
-        """Bytes of the models and error bounds (the ``meta`` and ``params`` arrays)."""
-        return int(self._meta.nbytes + self._params.nbytes)
+        """Bytes of the models, error bounds and hybrid leaves' samples (``meta``, ``params``,
+        ``hybrid_keys``, ``hybrid_pos``)."""
+        return int(self._meta.nbytes + self._params.nbytes + sum(a.nbytes for a in self._hybrid))
 
     def _check(self) -> None:
         super()._check()
@@ -352,8 +421,15 @@ class RMI(KeyValueIndex):
         assert end == len(params), f"params holds {len(params)} slots, the stages need {end}"
         if n == 0:
             return
-        pos, lo, hi = _predict(meta, params, keys)
+        _check_hybrid(meta, params, *self._hybrid, n)
+        hkeys, hpos = self._hybrid
+        assert not len(hpos) or (hpos.min() >= 0 and hpos.max() < n), "a sample position leaves the keys"
+        assert np.array_equal(hkeys, keys[hpos]), "a hybrid sample differs from the key at its position"
+        pos, lo, hi = _predict(meta, params, self._hybrid, keys)
         lb = np.searchsorted(keys, keys, side="left")
+        w = self.config.max_window
+        if w is not None and self.config.stages[0] != "cubic":  # a cubic root may scatter a leaf's runs
+            assert (hi - lo).max() <= w, f"a window is {(hi - lo).max()} keys wide, max_window is {w}"
         assert (lo >= 0).all() and (lo <= hi).all() and (hi <= n).all(), "a window leaves [0, n]"
         bad = np.flatnonzero((lb < lo) | (lb + 1 > hi))
         if len(bad):
@@ -366,13 +442,24 @@ class RMI(KeyValueIndex):
     # --- saving and loading (see learnedidx.persist) ------------------------------------------
 
     def _state(self):
-        """Base state plus ``options`` (the RMIConfig), ``stats`` and the arrays meta, params."""
+        """Base state plus ``options`` (the RMIConfig), ``stats`` and the arrays meta, params,
+        hybrid_keys, hybrid_pos."""
         config, arrays = super()._state()
         config["options"] = dataclasses.asdict(self.config)
         config["stats"] = dict(self._stats)
         arrays["meta"] = self._meta
         arrays["params"] = self._params
+        arrays["hybrid_keys"], arrays["hybrid_pos"] = self._hybrid
         return config, arrays
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        del state["_addresses"]  # addresses of this process's arrays: rebuilt on unpickling
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._choose_kernels()
 
     def _restore(self, config, arrays):
         """Install saved models after checking their layout in O(stages), as train() lays it out.
@@ -380,11 +467,18 @@ class RMI(KeyValueIndex):
         Every offset and count the kernels read from ``meta`` is checked, so no lookup can
         leave ``params`` or the keys whatever the parameters hold. Raises ValueError.
         """
-        self.config = RMIConfig(**config["options"])
+        options = dict(config["options"])
+        options.setdefault("max_window", None)  # files from before hybrid leaves have none
+        self.config = RMIConfig(**options)
         stats = config["stats"]
         self._stats = {"max_error": int(stats["max_error"]), "avg_log2_error": float(stats["avg_log2_error"]),
-                       "mean_window": float(stats["mean_window"])}
+                       "mean_window": float(stats["mean_window"]), "hybrid_leaves": int(stats.get("hybrid_leaves", 0))}
         meta, params = arrays["meta"], arrays["params"]
+        empty = _no_hybrid(self._keys.dtype)
+        hybrid = (arrays.get("hybrid_keys", empty[0]), arrays.get("hybrid_pos", empty[1]))
+        if hybrid[0].dtype != self._keys.dtype or hybrid[1].dtype != np.int64 or hybrid[0].ndim != 1 \
+                or hybrid[0].shape != hybrid[1].shape:
+            raise ValueError(f"hybrid_keys and hybrid_pos must be 1-D {self._keys.dtype} and int64 of one length")
         if meta.dtype != np.int64 or meta.ndim != 1 or params.dtype != np.float64 or params.ndim != 1:
             raise ValueError(f"meta must be 1-D int64 and params 1-D float64, got {meta.dtype}, {params.dtype}")
         n = len(self._keys)
@@ -402,11 +496,35 @@ class RMI(KeyValueIndex):
             end += m * model.width
         if len(params) != end:
             raise ValueError(f"params holds {len(params)} slots, the stages need {end}")
-        self._meta, self._params = meta, params
+        try:
+            _check_hybrid(meta, params, *hybrid, n)
+        except AssertionError as e:
+            raise ValueError(f"corrupt hybrid leaves: {e}") from None
+        self._meta, self._params, self._hybrid = meta, params, hybrid
         self._choose_kernels()
 
 
-def _predict(meta: np.ndarray, params: np.ndarray, queries: np.ndarray) -> tuple:
+def _no_hybrid(dtype) -> tuple:
+    """``(hybrid_keys, hybrid_pos)`` of an RMI without hybrid leaves, read-only as all are."""
+    empty = (np.empty(0, dtype=dtype), np.empty(0, dtype=np.int64))
+    for a in empty:
+        a.flags.writeable = False
+    return empty
+
+
+def _check_hybrid(meta: np.ndarray, params: np.ndarray, hkeys: np.ndarray, hpos: np.ndarray, n: int) -> None:
+    """Assert that every hybrid leaf's record stays inside ``hybrid_keys`` (what the kernels
+    read without checking; sample positions only bound windows, which are clamped to the keys).
+    Complexity O(leaves)."""
+    rec = K.META_HEADER + K.META_STRIDE * (int(meta[0]) - 1)
+    records = params.view(np.int64)[int(meta[rec + 2]):].reshape(-1, K.LINEAR_WIDTH)
+    off, count, shift = records[records[:, K.ERROR_SLOT] == K.HYBRID][:, :3].T
+    assert ((count >= 1) & (count <= len(hkeys)) & (off >= 0) & (off <= len(hkeys) - count)).all(), \
+        "a hybrid leaf's sample leaves hybrid_keys"
+    assert ((shift >= 0) & (shift <= 30)).all(), "a hybrid leaf's stride is not 2**0 .. 2**30"
+
+
+def _predict(meta: np.ndarray, params: np.ndarray, hybrid: tuple, queries: np.ndarray) -> tuple:
     """``(pos, lo, hi)``: the model's guesses for contiguous key-dtype queries, as int64 arrays.
 
     The kernel always gets a read-only view: writable and read-only arrays are different
@@ -415,11 +533,11 @@ def _predict(meta: np.ndarray, params: np.ndarray, queries: np.ndarray) -> tuple
     frozen = queries.view()
     frozen.flags.writeable = False
     pos, lo, hi = (np.empty(len(queries), dtype=np.int64) for _ in range(3))
-    K.predict_batch(meta, params, frozen, pos, lo, hi)
+    K.predict_batch(meta, params, *hybrid, frozen, pos, lo, hi)
     return pos, lo, hi
 
 
-def _search_top(meta: np.ndarray, params: np.ndarray, keys: np.ndarray) -> tuple:
+def _search_top(meta: np.ndarray, params: np.ndarray, hybrid: tuple, keys: np.ndarray) -> tuple:
     """``(top, p99)``: the 99th percentile of the window widths that lookups of the keys see
     (measured on up to 4096 evenly spaced keys, so leaves weigh by their keys: a radix root
     puts most keys in a few wide leaves) and the ``top`` of the batch kernels' fixed-step
@@ -429,7 +547,7 @@ def _search_top(meta: np.ndarray, params: np.ndarray, keys: np.ndarray) -> tuple
     if n == 0:
         return 0, 0
     sample = keys[np.linspace(0, n - 1, min(n, 4096)).astype(np.int64)]
-    pos, lo, hi = _predict(meta, params, sample)
+    pos, lo, hi = _predict(meta, params, hybrid, sample)
     p99 = int(np.percentile(hi - lo, 99))
     return K.lift_top(p99), p99
 

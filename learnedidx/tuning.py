@@ -81,6 +81,7 @@ def candidates(n: int) -> list:
     out = [(PGM, dict(epsilon=e)) for e in (128, 64, 32, 16, 8)]
     out += [(RadixSpline, dict(epsilon=e)) for e in (64, 32, 16, 8)]
     out += [(RMI, dict(keys_per_leaf=k)) for k in (2048, 512, 128)]
+    out += [(RMI, dict(keys_per_leaf=k, max_window=None)) for k in (512, 128)]  # lines only, no hybrid leaves
     out += [(RMI, dict(stages=("cubic", "linear", "linear"), keys_per_leaf=k)) for k in (512, 128)]
     return out
 
@@ -90,7 +91,7 @@ def tune(keys, values=None, *, max_bytes=None, seed=0, objective="batch", time_b
     """The fastest learned index over ``keys`` whose structure takes at most ``max_bytes``.
 
     Builds each candidate of :func:`candidates` (PGM epsilons, RadixSpline epsilons, RMI stage
-    models and leaf sizes) over the keys, times ``SAMPLE_LOOKUPS`` random present keys
+    models, leaf sizes and hybrid leaves or none) over the keys, times ``SAMPLE_LOOKUPS`` random present keys
     (drawn with ``seed``) through its batch kernel and its one-at-a-time loop, median of three
     runs each, and returns the fastest under ``objective`` (``"batch"`` or ``"loop"``); among
     candidates within ``TIE_BAND`` of the fastest, the smallest. The returned index carries the
@@ -187,7 +188,8 @@ def _smallest_within_band(report: TuneReport, best, keys, values):
 
 
 def _rmi_bytes(n: int, options: dict) -> int:
-    """Bytes an RMI of these options takes over n keys, known before building it."""
+    """Bytes an RMI of these options takes over n keys before any hybrid leaf's samples, known
+    before building it (a lower bound of its size)."""
     from .models import stage_model
 
     config = RMIConfig(**options)

@@ -22,7 +22,10 @@ CONFIGS = [
     # More leaves than keys: most leaves are empty.
     dict(stages=("linear", "linear"), branching_factor=4096, search="exponential", interleaved=False),
     # One leaf: windows are wide and absent keys are often outside them.
-    dict(stages=("cubic", "linear"), branching_factor=1),
+    dict(stages=("cubic", "linear"), branching_factor=1, max_window=None),
+    # Hybrid leaves: most leaves (stride 1), and one leaf under a cubic root (stride 2).
+    dict(max_window=2),
+    dict(stages=("cubic", "linear"), branching_factor=1, max_window=4, variant="amac"),
 ]
 
 
@@ -169,7 +172,7 @@ def test_predict_brackets_present_keys():
     p, a, b = idx.predict(int(keys[100]))
     assert isinstance(p, int) and a <= 100 <= b
     assert idx.max_error >= 0 and idx.avg_log2_error >= 0 and idx.build_time_ns > 0
-    assert idx.size_in_bytes() == idx._meta.nbytes + idx._params.nbytes
+    assert idx.size_in_bytes() == idx._meta.nbytes + idx._params.nbytes + sum(a.nbytes for a in idx._hybrid)
     assert idx.model_counts[0] == 1
 
 
@@ -446,16 +449,16 @@ def _assert_trains_exactly(keys, options):
     for stage in range(1, len(idx.config.stages)):
         runs, searched = models.stage_runs(idx._meta, idx._params, idx.keys, stage, runs)
         in_order &= searched
-    checks = [models.leaf_errors(idx._meta, idx._params, idx.keys, runs, every_key)
+    checks = [models.leaf_errors(idx._meta, idx._params, idx.keys, runs, every_key, idx._hybrid)
               for every_key in ((True, False) if in_order else (True,))]
     for lo, hi, max_error, sum_log2, routed in checks:
-        assert routed and max_error == idx.max_error
+        assert routed and max_error.max() == idx.max_error
         assert np.array_equal(lo, checks[0][0]) and np.array_equal(hi, checks[0][1])
     idx._check()
     queries = _queries_around(keys, seed=len(keys))
     assert np.array_equal(idx.lower_bound(queries), np.searchsorted(keys, queries, "left"))
     assert np.array_equal(idx.upper_bound(queries), np.searchsorted(keys, queries, "right"))
-    meta, params, stats = train(idx.keys, idx.config, split=False)
+    meta, params, hybrid, stats = train(idx.keys, idx.config, split=False)
     assert np.array_equal(meta, idx._meta)
     assert np.array_equal(params.view(np.int64), idx._params.view(np.int64))
     assert stats == idx._stats
@@ -512,9 +515,9 @@ def test_a_wrong_split_is_caught_and_training_routes_every_key(monkeypatch):
     route_runs = models._route_runs
     monkeypatch.setattr(K, "split_range", off_by_one)
     monkeypatch.setattr(models, "_route_runs", lambda *args: routed.append(args[3]) or route_runs(*args))
-    meta, params, stats = train(keys, RMIConfig())
+    meta, params, hybrid, stats = train(keys, RMIConfig())
     assert routed == [1, 2]  # the second attempt routed every key, at both stages below the root
-    assert np.array_equal(params.view(np.int64), expected[1].view(np.int64)) and stats == expected[2]
+    assert np.array_equal(params.view(np.int64), expected[1].view(np.int64)) and stats == expected[3]
 
 
 def test_routes_in_order_needs_lines_of_non_negative_slope_and_finite_offsets():
@@ -546,13 +549,13 @@ def test_leaf_errors_check_routes_of_every_key_or_of_block_ends(every_key):
     from learnedidx import models
 
     keys = _lognormal(30_000, seed=15)
-    idx = RMI(keys)
+    idx = RMI(keys, max_window=None)
     runs = models.root_runs(len(keys))
     for stage in (1, 2):
         runs, searched = models.stage_runs(idx._meta, idx._params, keys, stage, runs)
         assert searched
     lo, hi, max_err, sum_log2, routed = models.leaf_errors(idx._meta, idx._params, keys, runs, every_key)
-    assert routed and max_err == idx.max_error and sum_log2 / len(keys) == pytest.approx(idx.avg_log2_error)
+    assert routed and max_err.max() == idx.max_error and sum_log2.sum() / len(keys) == pytest.approx(idx.avg_log2_error)
     errors = idx._params[-4 * len(lo):].reshape(-1, 4)[:, 3:].view(np.int32)
     assert np.array_equal(errors[:, 0], lo) and np.array_equal(errors[:, 1], hi)
     bounds, owner = runs[0].copy(), runs[1]
@@ -562,3 +565,153 @@ def test_leaf_errors_check_routes_of_every_key_or_of_block_ends(every_key):
             moved = bounds.copy()
             moved[r + 1] += shift
             assert not models.leaf_errors(idx._meta, idx._params, keys, (moved, owner), every_key)[4]
+
+
+# --- hybrid leaves (RMIConfig.max_window) --------------------------------------------------------
+
+def _adversarial(name, n=60_000):
+    import datasets
+
+    return np.sort(datasets.generate(name, n, seed=7))
+
+
+def _queries_of(keys, seed):
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(keys.dtype)
+    return np.concatenate([keys[rng.integers(0, len(keys), 3000)], keys + 1, keys - 1,
+                           rng.integers(info.min, info.max, 3000, endpoint=True, dtype=keys.dtype),
+                           np.array([info.min, info.max], dtype=keys.dtype)])
+
+
+@pytest.mark.parametrize("name", ["loguniform64", "exp_gaps", "staircase", "outliers", "fractal"])
+def test_hybrid_leaves_bound_every_window_on_adversarial_keys(name):
+    """Without a bound some window passes 256 keys; with the default one none does (``_check``
+    asserts it for every key), and every path answers as np.searchsorted."""
+    from learnedidx import _rmi_kernels as K
+
+    keys = _adversarial(name)
+    lines = RMI(keys, max_window=None)
+    assert (np.diff(np.stack(lines.predict(keys)[1:]), axis=0) > 256).any()
+    idx = RMI(keys)
+    assert idx.hybrid_leaves > 0 and idx.config.max_window == 256
+    idx._check()
+    pos, lo, hi = idx.predict(keys)
+    lb = np.searchsorted(keys, keys)
+    assert (hi - lo).max() <= 256 and ((lo <= lb) & (lb + 1 <= hi)).all()
+    assert idx.max_error == np.abs(lb - pos).max() < 256
+    assert len(idx._hybrid[0]) <= len(keys) / 256 + 8 * idx.hybrid_leaves  # a sample every 256 keys of a run
+    queries = _queries_of(keys, seed=len(name))
+    for mode, side in ((0, "left"), (1, "right")):
+        want = np.searchsorted(keys, queries, side)
+        for variant in K.VARIANTS.values():
+            assert np.array_equal(idx._run_batch(queries, mode, variant), want), (mode, variant)
+    some = queries[::97]
+    assert [idx.lower_bound(int(q)) for q in some] == np.searchsorted(keys, some).tolist()
+    assert np.array_equal(idx._run_batch(queries, 2, K.VARIANT_AMAC),
+                          np.where(np.isin(queries, keys), np.searchsorted(keys, queries), -1))
+    assert np.array_equal(idx.contains(queries), np.isin(queries, keys))
+
+
+@pytest.mark.parametrize("max_window", [1, 2, 3, 64, 1000])
+def test_hybrid_windows_across_scattered_runs(max_window):
+    """A leaf fed by several inner models holds several runs of keys with other leaves' keys
+    between them; its sample covers only its own runs and every window still holds."""
+    from learnedidx import models
+
+    keys = _adversarial("loguniform64", 40_000)
+    idx = RMI(keys, max_window=max_window)
+    runs = models.root_runs(len(keys))
+    for stage in (1, 2):
+        runs, _ = models.stage_runs(idx._meta, idx._params, keys, stage, runs)
+    assert np.bincount(runs[1]).max() > 1  # some leaf has several runs
+    idx._check()
+    assert (np.diff(np.stack(idx.predict(keys)[1:]), axis=0) <= max_window).all()
+    queries = _queries_of(keys, seed=max_window)
+    assert np.array_equal(idx.lower_bound(queries), np.searchsorted(keys, queries))
+    assert np.array_equal(idx.upper_bound(queries), np.searchsorted(keys, queries, "right"))
+
+
+def test_hybrid_leaves_with_duplicates_and_floats():
+    rng = np.random.default_rng(3)
+    ints = np.sort(np.repeat(rng.integers(0, 1 << 40, 3000), rng.integers(1, 300, 3000)).astype(np.int64))
+    floats = np.sort(np.concatenate([rng.normal(0, 1, 20_000), rng.normal(1e9, 1e-3, 20_000)]))
+    for keys in (ints, floats):
+        idx = RMI(keys, max_window=16)
+        assert idx.hybrid_leaves > 0
+        idx._check()
+        queries = np.concatenate([keys, keys[::3] + keys.dtype.type(1), keys[::5] - keys.dtype.type(1)])
+        assert np.array_equal(idx.lower_bound(queries), np.searchsorted(keys, queries))
+        assert np.array_equal(idx.upper_bound(queries), np.searchsorted(keys, queries, "right"))
+
+
+def test_hybrid_leaves_survive_save_load_mmap_and_pickle(tmp_path):
+    import learnedidx
+
+    keys = _adversarial("exp_gaps", 30_000)
+    idx = RMI(keys, values=np.arange(len(keys)) * 3)
+    assert idx.hybrid_leaves > 0
+    path = tmp_path / "h.lidx"
+    idx.save(path)
+    queries = _queries_of(keys, seed=2)
+    want = np.searchsorted(keys, queries)
+    for clone in (learnedidx.load(path), learnedidx.load(path, mmap=True), pickle.loads(pickle.dumps(idx))):
+        clone._check()
+        assert clone.hybrid_leaves == idx.hybrid_leaves and clone.size_in_bytes() == idx.size_in_bytes()
+        assert np.array_equal(clone.lower_bound(queries), want)
+        assert clone.lower_bound(int(keys[77])) == int(np.searchsorted(keys, keys[77]))
+
+
+def test_corrupt_hybrid_records_are_refused():
+    """Every field a kernel reads without checking is checked on loading."""
+    from learnedidx import _rmi_kernels as K
+
+    keys = _adversarial("exp_gaps", 30_000)
+    idx = RMI(keys)
+    config, arrays = idx._state()
+    rec = K.META_HEADER + K.META_STRIDE * (int(arrays["meta"][0]) - 1)
+    records = arrays["params"].view(np.int64)[int(arrays["meta"][rec + 2]):].reshape(-1, K.LINEAR_WIDTH)
+    hybrid = np.flatnonzero(records[:, K.ERROR_SLOT] == K.HYBRID)[0]
+    size = len(arrays["hybrid_keys"])
+    for slot, value, message in ((0, size, "hybrid_keys"), (0, -1, "hybrid_keys"), (1, 0, "hybrid_keys"),
+                                 (1, size + 1, "hybrid_keys"), (2, 31, "stride"), (2, -1, "stride")):
+        params = arrays["params"].copy()
+        bad = params.view(np.int64)[int(arrays["meta"][rec + 2]):].reshape(-1, K.LINEAR_WIDTH)
+        bad[hybrid, slot] = value
+        with pytest.raises(ValueError, match=message):
+            RMI._from_state(config, dict(arrays, params=params))
+    with pytest.raises(ValueError, match="one length"):
+        RMI._from_state(config, dict(arrays, hybrid_pos=arrays["hybrid_pos"][1:]))
+    with pytest.raises(ValueError, match="hybrid_keys"):  # a hybrid index's file without its samples
+        RMI._from_state(config, {k: v for k, v in arrays.items() if not k.startswith("hybrid")})
+    # Wrong sample positions only bound windows (clamped to the keys): answers stay exact.
+    positions = arrays["hybrid_pos"].copy()
+    positions[::2] = len(keys) + 5
+    wrong = RMI._from_state(config, dict(arrays, hybrid_pos=positions))
+    with pytest.raises(AssertionError, match="sample position"):
+        wrong._check()
+    queries = _queries_of(keys, seed=4)
+    assert np.array_equal(wrong.lower_bound(queries), np.searchsorted(keys, queries))
+
+
+def test_files_from_before_hybrid_leaves_load_without_a_bound():
+    keys = _lognormal(20_000, seed=9)
+    config, arrays = RMI(keys, max_window=None)._state()
+    config = dict(config, options={k: v for k, v in config["options"].items() if k != "max_window"})
+    loaded = RMI._from_state(config, {k: v for k, v in arrays.items() if not k.startswith("hybrid")})
+    assert loaded.config.max_window is None and loaded.hybrid_leaves == 0
+    loaded._check()
+    assert np.array_equal(loaded.lower_bound(keys), np.arange(len(keys)))
+
+
+def test_max_window_is_validated_and_dynamic_rmi_keeps_lines():
+    from learnedidx import DynamicRMI
+
+    for bad in (0, -1, True, 1.5, "256", 1 << 31):
+        with pytest.raises(ValueError, match="max_window"):
+            RMIConfig(max_window=bad)
+    assert RMIConfig(max_window=256).hybrid_shift == 8 and RMIConfig(max_window=255).hybrid_shift == 7
+    assert RMIConfig(max_window=1).hybrid_shift == 0
+    keys = _adversarial("exp_gaps", 30_000)
+    dyn = DynamicRMI(keys)
+    assert dyn._rmi.hybrid_leaves == 0 and dyn._rmi.config.max_window is None
+    assert np.array_equal(dyn.lower_bound(keys[::7]), np.arange(0, len(keys), 7))

@@ -18,18 +18,20 @@ from tests.test_interleaved import MODES, expected, keys_and_queries
 
 def _run(kernel, idx, queries, mode, variant, slots, top):
     out = np.full(len(queries), -7, dtype=np.int64)
-    kernel(idx._meta, idx._params, idx._keys, queries, out, mode, variant, slots, top)
+    kernel(idx._meta, idx._params, *idx._hybrid, idx._keys, queries, out, mode, variant, slots, top)
     return out
 
 
 @settings(max_examples=60, deadline=None)
 @given(data=keys_and_queries(), leaves=st.sampled_from([1, 3, 64]), slots=st.sampled_from([1, 3, 16]),
-       top=st.sampled_from([0, 1, 4, 16, 128]))
-def test_every_variant_matches_searchsorted(data, leaves, slots, top):
+       top=st.sampled_from([0, 1, 4, 16, 128]), max_window=st.sampled_from([None, 1, 5, 256]))
+def test_every_variant_matches_searchsorted(data, leaves, slots, top, max_window):
     """One leaf gives windows as wide as the keys (AMAC halves them step by step, lifting is
-    skipped); many leaves give narrow ones. Any ``top`` must give the same answers."""
+    skipped) unless a ``max_window`` makes it hybrid; many leaves give narrow ones. Any
+    ``top`` must give the same answers."""
     keys, queries = data
-    idx = RMI(keys, stages=("linear", "linear"), branching_factor=leaves)
+    idx = RMI(keys, stages=("linear", "linear"), branching_factor=leaves, max_window=max_window)
+    idx._check()
     for mode in MODES:
         want = expected(keys, queries, mode)
         for variant in K.VARIANTS.values():
@@ -61,11 +63,11 @@ def test_auto_variant_follows_window_widths():
     rng = np.random.default_rng(0)
     keys = np.sort(rng.lognormal(0, 2, 200_000) * 1e9).astype(np.uint64)
     narrow = RMI(keys)
-    wide = RMI(keys, keys_per_leaf=8192)
+    wide = RMI(keys, keys_per_leaf=8192, max_window=None)
     assert narrow.batch_variant.startswith("group") and "lifting" in narrow.batch_variant
     assert wide.batch_variant == "group x32, binary"  # cache resident: see test_rmi's auto-variant test
     assert RMI(keys, variant="amac", slots=4).batch_variant == "amac x4"
     assert RMI(keys, interleaved=False).batch_variant == "loop"
     queries = keys[rng.integers(0, len(keys), 50_000)]
-    for idx in (narrow, wide, RMI(keys, keys_per_leaf=8192, variant="amac")):
+    for idx in (narrow, wide, RMI(keys, keys_per_leaf=8192, variant="amac"), RMI(keys, keys_per_leaf=8192)):
         assert np.array_equal(idx._search_loop(queries, 0), idx._search_array(queries, 0))
