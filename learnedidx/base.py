@@ -400,9 +400,16 @@ class KeyValueIndex:
         elif dtype == np.float64:  # NaN fails the range check
             self._scalar_fast = (*kernel, float, -math.inf, math.inf)
 
+    #: Attributes a subclass derives from its arrays (addresses, views): not pickled, rebuilt
+    #: by :meth:`_derive` on unpickling.
+    _derived: tuple = ()
+
+    def _derive(self) -> None:
+        """Rebuild the :attr:`_derived` attributes from the pickled state (none here)."""
+
     def __getstate__(self):
         state = dict(self.__dict__)
-        for name in ("_scalar_fast", "_scalar_entry"):
+        for name in ("_scalar_fast", "_scalar_entry", *self._derived):
             state.pop(name, None)
         state["_positions"] = None  # derived: 0..n-1 is rebuilt on demand, not pickled
         return state
@@ -412,6 +419,7 @@ class KeyValueIndex:
         for array in (self._keys, self._values):
             if array is not None:
                 array.flags.writeable = False
+        self._derive()
         self._bind_fast_paths()
 
     # --- saving and loading (see learnedidx.persist) ------------------------------------------

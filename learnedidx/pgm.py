@@ -293,13 +293,9 @@ class PGM(KeyValueIndex):
 
     # --- saving and loading (see learnedidx.persist) ------------------------------------------
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        del state["_addresses"]  # addresses of this process's arrays: rebuilt on unpickling
-        return state
+    _derived = ("_addresses",)  # addresses of this process's arrays
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
+    def _derive(self) -> None:
         self._finish()
 
     def _state(self):

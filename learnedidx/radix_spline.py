@@ -356,13 +356,9 @@ class RadixSpline(KeyValueIndex):
 
     # --- saving and loading (see learnedidx.persist) ------------------------------------------
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_table", None)  # a view into meta: rebuilt, not pickled as a copy
-        return state
+    _derived = ("_table",)  # a view into meta, not pickled as a copy
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
+    def _derive(self) -> None:
         self._install()
 
     def _state(self):

@@ -170,7 +170,7 @@ class RMIConfig:
         if isinstance(bf, tuple):
             return (1,) + bf
         if bf is None:
-            leaves = max(1, n // self.keys_per_leaf)
+            leaves = max(1, int(n) // int(self.keys_per_leaf))
             bf = 1 << (leaves.bit_length() - 1)  # rounded down: the size stays within its bound
         if depth == 2:
             return (1, bf)
@@ -452,13 +452,9 @@ class RMI(KeyValueIndex):
         arrays["hybrid_keys"], arrays["hybrid_pos"] = self._hybrid
         return config, arrays
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        del state["_addresses"]  # addresses of this process's arrays: rebuilt on unpickling
-        return state
+    _derived = ("_addresses",)  # addresses of this process's arrays
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
+    def _derive(self) -> None:
         self._choose_kernels()
 
     def _restore(self, config, arrays):
