@@ -37,6 +37,7 @@ from numba.extending import overload
 
 from ._intrinsics import LEAN_JIT, prefetch, select_unpredictable
 from ._pointers import ptr_like
+from ._rmi_kernels import _clamp_index
 from ._search import (
     NEEDS_SEARCH,
     SEARCH_BINARY,
@@ -188,16 +189,6 @@ def interpolate(spline, s, img):
 
 
 @njit(inline="always", **_JIT)
-def floor_position(y, n):
-    """floor(y) clamped to [0, n]."""
-    if y >= n:
-        return n
-    if y > 0.0:
-        return np.int64(y)
-    return 0
-
-
-@njit(inline="always", **_JIT)
 def window_of(plan, pos):
     """``(pos, lo, hi)``: the measured window around ``pos``, clamped to [0, n]."""
     n = plan.n
@@ -214,7 +205,7 @@ def predict_window(plan, table, spline, q):
     lo, hi = radix_range(plan, table, d)
     img = plan.min_image + d
     s = segment_of(plan, spline_lower_bound(spline, img, lo, hi))
-    return window_of(plan, floor_position(interpolate(spline, s, img), plan.n))
+    return window_of(plan, _clamp_index(interpolate(spline, s, img), plan.n))
 
 
 @njit(inline="always", **_JIT)
@@ -278,7 +269,7 @@ def _lookup_range_group(meta, table, spline, keys, queries, out, mode, start, en
             if slo[k] >= 0:
                 img = plan.min_image + offset_of(plan, key_image(sq[k]))
                 s = segment_of(plan, spline_lower_bound(spline, img, spos[k], shi[k]))
-                p, a, b = window_of(plan, floor_position(interpolate(spline, s, img), plan.n))
+                p, a, b = window_of(plan, _clamp_index(interpolate(spline, s, img), plan.n))
                 spos[k] = p
                 slo[k] = a
                 shi[k] = b
@@ -440,7 +431,7 @@ def _measure_errors(keys, spline, counts):
             while s < last_segment and spline[2 * (s + 1)] < img:
                 s += 1
             x0, width, y0, rise = segment_line(spline, s)
-        e = i - floor_position(line_at(x0, width, y0, rise, img), n)
+        e = i - _clamp_index(line_at(x0, width, y0, rise, img), n)
         err_lo = min(err_lo, e)
         err_hi = max(err_hi, e + 1)
         max_abs = max(max_abs, abs(e))

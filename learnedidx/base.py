@@ -502,6 +502,48 @@ class KeyValueIndex:
         raise NotImplementedError(f"{type(self).__name__} cannot be restored from a file")
 
 
+class LearnedIndex(KeyValueIndex):
+    """A :class:`KeyValueIndex` whose model predicts a window before the last-mile search:
+    :meth:`predict` and the error statistics, shared by RMI, PGM and RadixSpline. A subclass
+    implements ``_predict(values)`` and keeps ``max_error`` and ``avg_log2_error`` in
+    ``self._stats``."""
+
+    def _predict(self, values: np.ndarray) -> tuple:
+        """``(pos, lo, hi)`` int64 arrays for contiguous key-dtype queries."""
+        raise NotImplementedError
+
+    def predict(self, q):
+        """The model's guess for ``lower_bound(q)``: ``(pos, lo, hi)`` with the window ``[lo, hi]``.
+
+        For every key in the index the window brackets its lower bound and the next position;
+        for an absent q it usually does, and the search widens it when it does not. A scalar q
+        gives three ints, an array three int64 arrays of its shape. Complexity: the model's
+        (see the class). Raises TypeError/ValueError as :meth:`lower_bound`.
+        """
+        n = len(self._keys)
+        if isinstance(q, (np.ndarray, list, tuple)):
+            arr = as_query_array(q)
+            values, forced, _ = coerce_array(arr.ravel(), self._keys.dtype, LEFT)
+            pos, lo, hi = self._predict(values)
+            if forced is not None:
+                pos[forced] = lo[forced] = hi[forced] = n
+            return tuple(a.reshape(arr.shape) for a in (pos, lo, hi))
+        value, status, _ = coerce_scalar(q, self._keys.dtype, LEFT)
+        if status == ANSWER_N:
+            return n, n, n
+        return tuple(int(a[0]) for a in self._predict(np.array([value], dtype=self._keys.dtype)))
+
+    @property
+    def max_error(self) -> int:
+        """Largest ``|lower_bound(k) - predicted position|`` over the keys."""
+        return self._stats["max_error"]
+
+    @property
+    def avg_log2_error(self) -> float:
+        """Mean over keys of ``log2(|lower_bound(k) - predicted position| + 1)``."""
+        return self._stats["avg_log2_error"]
+
+
 def config_from(cls, config, fields: dict):
     """The frozen config ``cls`` from ``config=`` or from keyword fields, not both.
 

@@ -10,10 +10,9 @@ import numba
 import numpy as np
 
 from . import _pgm_kernels as K
-from ._coerce import ANSWER_N, LEFT, as_query_array, coerce_array, coerce_scalar
 from ._pointers import address
 from ._search import lift_top
-from .base import KeyValueIndex, compile_scalar_entry, config_from
+from .base import LearnedIndex, compile_scalar_entry, config_from
 from .persist import register
 
 _MAX_EPSILON = 1 << 20
@@ -114,7 +113,7 @@ def train(keys: np.ndarray, config: PGMConfig):
     return meta, seg_keys, params, stats
 
 
-class PGM(KeyValueIndex):
+class PGM(LearnedIndex):
     """A piecewise geometric model index: optimal error-bounded linear segments, recursively.
 
     ``PGM(keys, values=None, *, config=None, assume_sorted=False, copy=True, **config_fields)``
@@ -182,27 +181,6 @@ class PGM(KeyValueIndex):
                                      np.int64(self._top), self._keys.dtype)
         return entry, address(self._addresses), address(self._keys), np.int64(self._top)
 
-    def predict(self, q):
-        """The model's guess for ``lower_bound(q)``: ``(pos, lo, hi)`` with the window ``[lo, hi]``.
-
-        For every key in the index the window brackets its lower and upper bound; an absent q
-        falls in its window too unless duplicates or a segment's edge put it out, and the search
-        then widens it. A scalar q gives three ints, an array three int64 arrays of its shape.
-        Complexity O(levels log eps_rec). Raises TypeError/ValueError as :meth:`lower_bound`.
-        """
-        n = len(self._keys)
-        if isinstance(q, (np.ndarray, list, tuple)):
-            arr = as_query_array(q)
-            values, forced, _ = coerce_array(arr.ravel(), self._keys.dtype, LEFT)
-            pos, lo, hi = self._predict(values)
-            if forced is not None:
-                pos[forced] = lo[forced] = hi[forced] = n
-            return tuple(a.reshape(arr.shape) for a in (pos, lo, hi))
-        value, status, _ = coerce_scalar(q, self._keys.dtype, LEFT)
-        if status == ANSWER_N:
-            return n, n, n
-        return tuple(int(a[0]) for a in self._predict(np.array([value], dtype=self._keys.dtype)))
-
     def _predict(self, queries: np.ndarray) -> tuple:
         m = len(queries)
         pos, lo, hi = (np.zeros(m, dtype=np.int64) for _ in range(3))
@@ -228,16 +206,6 @@ class PGM(KeyValueIndex):
     def segments_count(self) -> int:
         """Number of level-0 segments."""
         return self._stats["segments"]
-
-    @property
-    def max_error(self) -> int:
-        """Largest ``|lower_bound(k) - predicted position|`` over the keys."""
-        return self._stats["max_error"]
-
-    @property
-    def avg_log2_error(self) -> float:
-        """Mean over keys of ``log2(|lower_bound(k) - predicted position| + 1)``."""
-        return self._stats["avg_log2_error"]
 
     def size_in_bytes(self) -> int:
         """Bytes of the segments (first keys, slopes, intercepts) and ``meta``."""

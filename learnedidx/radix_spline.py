@@ -10,10 +10,9 @@ import numba
 import numpy as np
 
 from . import _radix_spline_kernels as K
-from ._coerce import ANSWER_N, ANSWER_ZERO, LEFT, as_query_array, coerce_array, coerce_scalar
 from ._pointers import address
 from ._search import lift_top
-from .base import KeyValueIndex, compile_scalar_entry, config_from
+from .base import LearnedIndex, compile_scalar_entry, config_from
 from .persist import register
 
 #: Epsilons the default tries in turn, smallest (fastest) first.
@@ -161,7 +160,7 @@ def train(keys: np.ndarray, config: RadixSplineConfig):
     return meta, spline, stats
 
 
-class RadixSpline(KeyValueIndex):
+class RadixSpline(LearnedIndex):
     """A radix table over a linear spline with an error bound: built in one pass over the keys.
 
     ``RadixSpline(keys, values=None, *, config=None, assume_sorted=False, copy=True, **config_fields)``
@@ -230,31 +229,6 @@ class RadixSpline(KeyValueIndex):
         entry = compile_scalar_entry(K.lookup_scalar_at, *(address(a) for a in arrays), self._keys.dtype)
         return (entry,) + tuple(address(a) for a in arrays)
 
-    def predict(self, q):
-        """The model's guess for ``lower_bound(q)``: ``(pos, lo, hi)`` with the window ``[lo, hi]``.
-
-        For every key in the index the window brackets both its lower bound and the next
-        position; for an absent q it usually does, and the search gallops out when it does
-        not. Queries beyond the keys are predicted as the nearest end key. A scalar q gives
-        three ints, an array three int64 arrays of its shape. Complexity O(log bucket).
-        Raises TypeError/ValueError as :meth:`lower_bound`.
-        """
-        n = len(self._keys)
-        if isinstance(q, (np.ndarray, list, tuple)):
-            arr = as_query_array(q)
-            values, forced, _ = coerce_array(arr.ravel(), self._keys.dtype, LEFT)
-            pos, lo, hi = self._predict(values)
-            if forced is not None:
-                pos[forced] = lo[forced] = hi[forced] = n
-            return tuple(a.reshape(arr.shape) for a in (pos, lo, hi))
-        value, status, _ = coerce_scalar(q, self._keys.dtype, LEFT)
-        if status == ANSWER_N:
-            return n, n, n
-        if status == ANSWER_ZERO:
-            return 0, 0, 0
-        out = self._predict(np.array([value], dtype=self._keys.dtype))
-        return tuple(int(a[0]) for a in out)
-
     def _predict(self, values: np.ndarray) -> tuple:
         """``(pos, lo, hi)`` int64 arrays for contiguous key-dtype queries. O(m log bucket)."""
         if self.num_spline_points < 2:  # no segment: every key is one value
@@ -281,16 +255,6 @@ class RadixSpline(KeyValueIndex):
     def radix_bits(self) -> int:
         """Bits of the radix table actually used (at most the keys' range needs)."""
         return int(self._meta[K.RADIX_BITS])
-
-    @property
-    def max_error(self) -> int:
-        """Largest ``|lower_bound(k) - predicted position|`` over the keys."""
-        return self._stats["max_error"]
-
-    @property
-    def avg_log2_error(self) -> float:
-        """Mean over keys of ``log2(|lower_bound(k) - predicted position| + 1)``."""
-        return self._stats["avg_log2_error"]
 
     def size_in_bytes(self) -> int:
         """Bytes of the spline points, the radix table and the header (``meta`` and ``spline``)."""

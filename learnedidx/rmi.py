@@ -9,10 +9,9 @@ import numba
 import numpy as np
 
 from . import _rmi_kernels as K
-from ._coerce import ANSWER_N, LEFT, as_query_array, coerce_array, coerce_scalar
 from ._pointers import address
 from ._search import SEARCHES
-from .base import KeyValueIndex, compile_scalar_entry, config_from
+from .base import LearnedIndex, compile_scalar_entry, config_from
 from .models import stage_model
 from .persist import register
 
@@ -273,7 +272,7 @@ def _make_hybrid(params, leaf_base, keys, runs, bad, shift):
     return hkeys, hpos
 
 
-class RMI(KeyValueIndex):
+class RMI(LearnedIndex):
     """A recursive-model index: learned models predict each key's position within error bounds.
 
     ``RMI(keys, values=None, *, config=None, assume_sorted=False, copy=True, **config_fields)``
@@ -351,39 +350,10 @@ class RMI(KeyValueIndex):
         args = (address(self._addresses), address(self._keys), np.int64(len(self._hybrid[0])))
         return (compile_scalar_entry(K.lookup_scalar_at, *args, self._keys.dtype),) + args
 
-    def predict(self, q):
-        """The model's guess for ``lower_bound(q)``: ``(pos, lo, hi)`` with the window ``[lo, hi]``.
-
-        For every key in the index the window brackets both its lower and its upper bound;
-        for an absent q it usually does, and the search widens it when it does not.
-        A scalar q gives three ints, an array three int64 arrays of its shape.
-        Complexity O(stages). Raises TypeError/ValueError as :meth:`lower_bound`.
-        """
-        n = len(self._keys)
-        if isinstance(q, (np.ndarray, list, tuple)):
-            arr = as_query_array(q)
-            values, forced, _ = coerce_array(arr.ravel(), self._keys.dtype, LEFT)
-            pos, lo, hi = _predict(self._meta, self._params, self._hybrid, values)
-            if forced is not None:
-                pos[forced] = lo[forced] = hi[forced] = n
-            return tuple(a.reshape(arr.shape) for a in (pos, lo, hi))
-        value, status, _ = coerce_scalar(q, self._keys.dtype, LEFT)
-        if status == ANSWER_N:
-            return n, n, n
-        out = _predict(self._meta, self._params, self._hybrid, np.array([value], dtype=self._keys.dtype))
-        return tuple(int(a[0]) for a in out)
+    def _predict(self, values: np.ndarray) -> tuple:
+        return _windows(self._meta, self._params, self._hybrid, values)
 
     # --- statistics ---------------------------------------------------------------------------
-
-    @property
-    def max_error(self) -> int:
-        """Largest ``|lower_bound(k) - predicted position|`` over the keys."""
-        return self._stats["max_error"]
-
-    @property
-    def avg_log2_error(self) -> float:
-        """Mean over keys of ``log2(|lower_bound(k) - predicted position| + 1)``."""
-        return self._stats["avg_log2_error"]
 
     @property
     def mean_window(self) -> float:
@@ -425,7 +395,7 @@ class RMI(KeyValueIndex):
         hkeys, hpos = self._hybrid
         assert not len(hpos) or (hpos.min() >= 0 and hpos.max() < n), "a sample position leaves the keys"
         assert np.array_equal(hkeys, keys[hpos]), "a hybrid sample differs from the key at its position"
-        pos, lo, hi = _predict(meta, params, self._hybrid, keys)
+        pos, lo, hi = _windows(meta, params, self._hybrid, keys)
         lb = np.searchsorted(keys, keys, side="left")
         w = self.config.max_window
         if w is not None and self.config.stages[0] != "cubic":  # a cubic root may scatter a leaf's runs
@@ -520,7 +490,7 @@ def _check_hybrid(meta: np.ndarray, params: np.ndarray, hkeys: np.ndarray, hpos:
     assert ((shift >= 0) & (shift <= 30)).all(), "a hybrid leaf's stride is not 2**0 .. 2**30"
 
 
-def _predict(meta: np.ndarray, params: np.ndarray, hybrid: tuple, queries: np.ndarray) -> tuple:
+def _windows(meta: np.ndarray, params: np.ndarray, hybrid: tuple, queries: np.ndarray) -> tuple:
     """``(pos, lo, hi)``: the model's guesses for contiguous key-dtype queries, as int64 arrays.
 
     The kernel always gets a read-only view: writable and read-only arrays are different
@@ -543,7 +513,7 @@ def _search_top(meta: np.ndarray, params: np.ndarray, hybrid: tuple, keys: np.nd
     if n == 0:
         return 0, 0
     sample = keys[np.linspace(0, n - 1, min(n, 4096)).astype(np.int64)]
-    pos, lo, hi = _predict(meta, params, hybrid, sample)
+    pos, lo, hi = _windows(meta, params, hybrid, sample)
     p99 = int(np.percentile(hi - lo, 99))
     return K.lift_top(p99), p99
 
