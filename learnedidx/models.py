@@ -234,14 +234,24 @@ def _route_runs(meta, params, keys, stage):
     return bounds[:r + 1].copy(), owner[:r].copy()
 
 
+def no_hybrid(dtype) -> tuple:
+    """``(hybrid_keys, hybrid_pos)`` of an RMI without hybrid leaves: empty and read-only, as
+    every RMI's are (one Numba type for the kernels)."""
+    empty = (np.empty(0, dtype=dtype), np.empty(0, dtype=np.int64))
+    for a in empty:
+        a.flags.writeable = False
+    return empty
+
+
 def leaf_errors(meta, params, keys, runs, every_key=True, hybrid=None, leaves=None) -> tuple:
     """Error bounds of every leaf, from the trained models, exactly as inference computes them
     (:func:`learnedidx._rmi_kernels.errors_range`), the leaves' ``runs`` read block by block on
     every Numba thread. Each block's keys are checked to route to its run's leaf: every key's
     route with ``every_key``, else only its ends', enough when every stage above the leaves
     routes in order (:func:`routes_in_order`). ``hybrid``: ``(hybrid_keys, hybrid_pos)``, the
-    samples of hybrid leaves (none by default); ``leaves``: a boolean mask of the leaves to measure (all by default; the
-    others report zeros). Complexity O(keys measured * stages / threads).
+    samples of hybrid leaves (default :func:`no_hybrid`); ``leaves``: a boolean mask of the
+    leaves to measure (all by default; the others report zeros). Complexity O(keys measured *
+    stages / threads).
 
     Returns:
         ``(lo, hi, max_abs, log2_sum, routed)``, per leaf j: its window is
@@ -257,7 +267,7 @@ def leaf_errors(meta, params, keys, runs, every_key=True, hybrid=None, leaves=No
     if leaves is not None:
         keep = leaves[leaf]
         start, end, leaf = start[keep], end[keep], leaf[keep]
-    hkeys, hpos = (keys[:0], np.zeros(0, dtype=np.int64)) if hybrid is None else hybrid
+    hkeys, hpos = no_hybrid(keys.dtype) if hybrid is None else hybrid
     out = np.zeros((len(leaf), 4), dtype=np.int64)
     log2_sums = np.zeros(len(leaf))
     _in_ranges(K.errors_range, len(leaf), len(keys), meta, params, params.view(np.int64), hkeys, hpos, keys, start,

@@ -12,7 +12,7 @@ from . import _rmi_kernels as K
 from ._pointers import address
 from ._search import SEARCHES
 from .base import LearnedIndex, compile_scalar_entry, config_from
-from .models import stage_model
+from .models import no_hybrid, stage_model
 from .persist import register
 
 _MAX_MODELS = 1 << 28
@@ -193,7 +193,7 @@ def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
     and are measured again. Fits and the error pass use every Numba thread. Complexity
     O(n * stages / threads).
     """
-    from .models import leaf_errors, root_runs, stage_runs
+    from .models import leaf_errors, no_hybrid, root_runs, stage_runs
 
     n = len(keys)
     counts = config.model_counts(n)
@@ -220,7 +220,7 @@ def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
         records = model.fit(keys, meta, params, s, m, target_scale, runs)
         start = int(meta[rec + 2])
         params[start:start + records.size] = records.ravel()
-    lo, hi, max_abs, log2_sum, routed = leaf_errors(meta, params, keys, runs, every_key)
+    lo, hi, max_abs, log2_sum, routed = leaf_errors(meta, params, keys, runs, every_key, no_hybrid(keys.dtype))
     if not routed:  # never seen: a safety net, should a search on a line ever disagree with plan_route
         if not split:
             raise RuntimeError("runs found by routing every key disagree with plan_route: a bug in learnedidx")
@@ -231,7 +231,8 @@ def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
     # A bound outside int32 is clamped: the window then may not bracket, and the search widens it.
     errors[:, 0] = np.clip(lo, *_INT32)
     errors[:, 1] = np.clip(hi, *_INT32)
-    hybrid = _no_hybrid(keys.dtype)
+    hybrid = no_hybrid(keys.dtype)
+    bad = np.zeros(len(lo), dtype=bool)
     if config.max_window is not None:
         bad = (hi - lo > config.max_window) | (lo < _INT32[0]) | (hi > _INT32[1])
         if bad.any():
@@ -243,7 +244,7 @@ def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
         "max_error": int(max_abs.max()) if n else 0,
         "avg_log2_error": float(log2_sum.sum() / n) if n else 0.0,
         "mean_window": float(np.mean(hi - lo)) if len(lo) else 0.0,
-        "hybrid_leaves": int((errors.view(np.int64)[:, 0] == K.HYBRID).sum()),
+        "hybrid_leaves": int(bad.sum()),
     }
     return meta, params, hybrid, stats
 
@@ -391,14 +392,14 @@ class RMI(LearnedIndex):
         assert end == len(params), f"params holds {len(params)} slots, the stages need {end}"
         if n == 0:
             return
-        _check_hybrid(meta, params, *self._hybrid, n)
         hkeys, hpos = self._hybrid
+        _check_hybrid(meta, params, hkeys)
         assert not len(hpos) or (hpos.min() >= 0 and hpos.max() < n), "a sample position leaves the keys"
         assert np.array_equal(hkeys, keys[hpos]), "a hybrid sample differs from the key at its position"
         pos, lo, hi = _windows(meta, params, self._hybrid, keys)
         lb = np.searchsorted(keys, keys, side="left")
         w = self.config.max_window
-        if w is not None and self.config.stages[0] != "cubic":  # a cubic root may scatter a leaf's runs
+        if w is not None:
             assert (hi - lo).max() <= w, f"a window is {(hi - lo).max()} keys wide, max_window is {w}"
         assert (lo >= 0).all() and (lo <= hi).all() and (hi <= n).all(), "a window leaves [0, n]"
         bad = np.flatnonzero((lb < lo) | (lb + 1 > hi))
@@ -438,9 +439,10 @@ class RMI(LearnedIndex):
         self.config = RMIConfig(**options)
         stats = config["stats"]
         self._stats = {"max_error": int(stats["max_error"]), "avg_log2_error": float(stats["avg_log2_error"]),
-                       "mean_window": float(stats["mean_window"]), "hybrid_leaves": int(stats.get("hybrid_leaves", 0))}
+                       "mean_window": float(stats["mean_window"]),
+                       "hybrid_leaves": int(stats.get("hybrid_leaves", 0))}
         meta, params = arrays["meta"], arrays["params"]
-        empty = _no_hybrid(self._keys.dtype)
+        empty = no_hybrid(self._keys.dtype)
         hybrid = (arrays.get("hybrid_keys", empty[0]), arrays.get("hybrid_pos", empty[1]))
         if hybrid[0].dtype != self._keys.dtype or hybrid[1].dtype != np.int64 or hybrid[0].ndim != 1 \
                 or hybrid[0].shape != hybrid[1].shape:
@@ -463,22 +465,14 @@ class RMI(LearnedIndex):
         if len(params) != end:
             raise ValueError(f"params holds {len(params)} slots, the stages need {end}")
         try:
-            _check_hybrid(meta, params, *hybrid, n)
+            _check_hybrid(meta, params, hybrid[0])
         except AssertionError as e:
             raise ValueError(f"corrupt hybrid leaves: {e}") from None
         self._meta, self._params, self._hybrid = meta, params, hybrid
         self._choose_kernels()
 
 
-def _no_hybrid(dtype) -> tuple:
-    """``(hybrid_keys, hybrid_pos)`` of an RMI without hybrid leaves, read-only as all are."""
-    empty = (np.empty(0, dtype=dtype), np.empty(0, dtype=np.int64))
-    for a in empty:
-        a.flags.writeable = False
-    return empty
-
-
-def _check_hybrid(meta: np.ndarray, params: np.ndarray, hkeys: np.ndarray, hpos: np.ndarray, n: int) -> None:
+def _check_hybrid(meta: np.ndarray, params: np.ndarray, hkeys: np.ndarray) -> None:
     """Assert that every hybrid leaf's record stays inside ``hybrid_keys`` (what the kernels
     read without checking; sample positions only bound windows, which are clamped to the keys).
     Complexity O(leaves)."""
