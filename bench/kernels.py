@@ -8,6 +8,11 @@ prefetching both candidate probes of the level after next instead.
 time, lock-step groups, AMAC state machines with 8-32 slots) at 128 and 2048 keys per leaf,
 against the interleaved BTree: the measurements behind ``RMIConfig.variant``.
 
+``python -m bench.kernels search --dataset words_prefix8_uint64 --threads 1``: the last-mile
+search of each learned index's predicted windows (RMI, PGM and RadixSpline at their defaults),
+one window after another against the lock-step groups of ``_search.lift_group``: the
+measurements behind ``_search.search_group``.
+
 ``python -m bench.kernels sorted --n 100M --threads 2``: sorted batches of several densities
 m/n, the galloping path of :mod:`learnedidx._sorted` against the batch paths of RMI, BTree and
 BinarySearch on the same queries.
@@ -31,6 +36,7 @@ from numba import njit, prange
 
 from baselines import _binary_kernels as BK
 from learnedidx._intrinsics import prefetch
+from learnedidx import _search as S
 from learnedidx._search import before
 
 from .cli import _count
@@ -179,6 +185,57 @@ def sorted_batches(args) -> None:
         print(line, flush=True)
 
 
+GROUP = 32  #: lookups a group, as the learned indexes' batch kernels
+
+
+@njit(nogil=True, cache=True)
+def _windows_in_turn(keys, queries, lo, hi, out):
+    """Each window searched in turn, its first, middle and last lines prefetched a group ahead."""
+    m = queries.shape[0]
+    for g in range(0, m, GROUP):
+        stop = min(m, g + GROUP)
+        for i in range(g, stop):
+            S.prefetch_window(keys, lo[i], hi[i])
+        for i in range(g, stop):
+            out[i] = S.search_window(keys, queries[i], lo[i], lo[i], hi[i], False, S.SEARCH_BINARY)
+
+
+@njit(nogil=True, cache=True)
+def _windows_lockstep(keys, queries, lo, hi, out):
+    """Groups of GROUP windows searched in lock-step by ``_search.lift_group``."""
+    m = queries.shape[0]
+    for g in range(0, m, GROUP):
+        count = min(m, g + GROUP) - g
+        wlo = lo[g:g + count]
+        whi = hi[g:g + count]
+        top = S.wide_top(wlo, wlo, whi, count, -1)
+        S.lift_group(keys, queries[g:g + count], wlo, wlo, whi, count, -1, top, out[g:g + count])
+
+
+def window_search(args) -> None:
+    from learnedidx import PGM, RMI, RadixSpline
+
+    keys = _keys(args)
+    m = args.lookups
+    queries = keys[np.random.default_rng(args.seed + 1).integers(0, len(keys), m)]
+    expected = np.searchsorted(keys, queries)
+    out = np.empty(m, np.int64)
+    candidates = {}
+    for name, cls in (("RMI", RMI), ("PGM", PGM), ("RadixSpline", RadixSpline)):
+        _, lo, hi = cls(keys, copy=False).predict(queries)
+        width = hi - lo
+        print(f"{name}: windows median {np.median(width):.0f}, p99 {np.percentile(width, 99):.0f}, "
+              f"max {width.max()} keys")
+        candidates[f"{name} in turn"] = lambda lo=lo, hi=hi: _windows_in_turn(keys, queries, lo, hi, out)
+        candidates[f"{name} lock-step"] = lambda lo=lo, hi=hi: _windows_lockstep(keys, queries, lo, hi, out)
+    for name, fn in candidates.items():
+        out[:] = -1
+        fn()
+        if not np.array_equal(out, expected):
+            raise SystemExit(f"{name}: wrong answers")
+    _report(candidates, args, len(keys), m, "RMI in turn", "")
+
+
 def rmi_variants(args) -> None:
     from baselines import BTree
     from learnedidx import RMI
@@ -212,11 +269,11 @@ def rmi_variants(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.kernels", description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("binary", "sorted", "rmi"))
+    p.add_argument("what", choices=("binary", "sorted", "rmi", "search"))
     p.add_argument("--n", type=_count, default=10_000_000, help="keys (default 10M)")
     p.add_argument("--dataset", default="lognormal",
                    help="a generator (default lognormal; --n keys), or a key file or real set name (--n ignored)")
-    p.add_argument("--lookups", type=_count, default=1_000_000, help="random lookups (binary, rmi; default 1M)")
+    p.add_argument("--lookups", type=_count, default=1_000_000, help="random lookups (binary, rmi, search; default 1M)")
     p.add_argument("--gaps", type=_count, nargs="+", default=[1, 2, 4, 16, 64, 256, 1024, 4096],
                    help="n/m of the sorted batches (sorted; default 1 2 4 16 64 256 1024 4096)")
     p.add_argument("--indexes", nargs="+", default=["rmi", "btree", "binarysearch"], type=str.lower,
@@ -231,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         binary(args)
     elif args.what == "rmi":
         rmi_variants(args)
+    elif args.what == "search":
+        window_search(args)
     else:
         sorted_batches(args)
     return 0

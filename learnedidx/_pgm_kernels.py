@@ -395,7 +395,7 @@ def _lookup_range_group(meta, seg_keys, params, keys, queries, out, mode, start,
         for k in range(count):
             if slo[k] >= 0:
                 spos[k], slo[k], shi[k] = key_window(meta, seg_keys, params, sq[k], ss[k])
-        search_group(keys, sq, spos, slo, shi, count, out, g, mode, top)
+        search_group(keys, sq, spos, slo, shi, count, out, g, mode, SEARCH_BINARY, top)
 
 
 @njit(**_JIT)

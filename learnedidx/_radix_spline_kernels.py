@@ -274,7 +274,7 @@ def _lookup_range_group(meta, table, spline, keys, queries, out, mode, start, en
                 slo[k] = a
                 shi[k] = b
                 prefetch_lines(keys, a, b)
-        search_group(keys, sq, spos, slo, shi, count, out, g, mode, top)
+        search_group(keys, sq, spos, slo, shi, count, out, g, mode, SEARCH_BINARY, top)
 
 
 @njit(**_JIT)

@@ -43,6 +43,7 @@ from ._search import (
     prefetch_window,
     prepare_between,
     prepare_query,
+    search_group,
     search_in_window,
 )
 
@@ -362,6 +363,7 @@ def _lookup_range_group(meta, params, pbits, hkeys, hpos, keys, queries, out, mo
             if answer != NEEDS_SEARCH:
                 out[i] = answer
                 sleaf[k] = -1
+                slo[k] = -1
                 continue
             sq[k] = q
             j = plan_route(plan, meta, params, pbits, q)
@@ -375,11 +377,7 @@ def _lookup_range_group(meta, params, pbits, hkeys, hpos, keys, queries, out, mo
             slo[k] = a
             shi[k] = b
             prefetch_window(keys, a, b)
-        for k in range(stop - g):
-            if sleaf[k] >= 0:
-                q = sq[k]
-                out[g + k] = finish(keys, q, search_in_window(keys, q, spos[k], slo[k], shi[k], plan.method, top),
-                                    mode)
+        search_group(keys, sq, spos, slo, shi, stop - g, out, g, mode, plan.method, top)
 
 
 @njit(inline="always", **_JIT)
