@@ -27,6 +27,7 @@ import gc
 import os
 import sys
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -377,6 +378,23 @@ def update_throughput(ks: Keys, batch: int, total: int, fraction: float, measure
             "lookups": lookups, "inserted": total}
 
 
+def build_peak(ks: Keys) -> dict:
+    """Peak bytes that ``DynamicRMI(keys, values)`` allocates while it builds (tracemalloc
+    sees numpy's buffers), against the key and value bytes it was given."""
+    from learnedidx import DynamicRMI
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        idx = DynamicRMI(ks.loaded, ks.values)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del idx
+    given = ks.loaded.nbytes + ks.values.nbytes
+    return {"peak": peak, "given": given, "ratio": peak / given}
+
+
 def _best(fn, repeats: int = 5) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -532,6 +550,9 @@ def main(argv=None) -> list:
         print()
         print(f"DynamicRMI targets ({args.n:,} keys, update() of {update_keys:,} new keys in batches of "
               f"{args.batch:,})")
+        peak = build_peak(ks)
+        print(f"  build peak: {peak['peak'] / 2**20:.0f} MiB allocated, {peak['ratio']:.2f}x the "
+              f"{peak['given'] / 2**20:.0f} MiB of keys and values given (target < 2x)")
         results = []
         for f in fractions:
             r = update_throughput(ks, args.batch, update_keys, f, measure_lookups=(f == fractions[len(fractions) // 2]))

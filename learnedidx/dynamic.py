@@ -58,7 +58,9 @@ under 8.5 bytes per key.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -106,6 +108,7 @@ def _last_of_each(keys: np.ndarray, vals: np.ndarray):
 #: log2(e + 1) for small errors e in fixed point: the merge's statistics without a log per key.
 _LOG2_FIXED = np.rint(np.log2(np.arange(1, 1025, dtype=np.float64)) * K.LOG2_SCALE).astype(np.int64)
 _INITIAL_CHUNKS = 4
+_FILL_BLOCK = 1 << 20  #: positions written into a new value buffer at a time
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ class DynamicConfig:
             ``log2(error + 1)`` exceeds the last full training's by this much (each bit is about
             one more search step per lookup). Default 1.0.
         chunk_size: keys per delta chunk: an insert shifts up to this many keys, a lookup does
-            a binary search of this many. Default 128.
+            a binary search of this many. Default 128, at most 65536.
         rmi: the :class:`~learnedidx.RMIConfig` of the main index, whose leaves stay lines
             (merges refit them in place; its ``max_window`` is not used). Its
             ``parallel_threshold`` also decides when a write batch's search and its insert into
@@ -150,10 +153,10 @@ class DynamicConfig:
         f = self.merge_fraction
         if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1e6 or f != f:
             raise ValueError(f"merge_fraction must be a number > 0, got {f!r}")
-        for name, low in (("merge_min", 1), ("buffer_size", 1), ("chunk_size", 2)):
+        for name, low, high in (("merge_min", 1, 1 << 62), ("buffer_size", 1, 1 << 62), ("chunk_size", 2, 1 << 16)):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not low <= v <= high:
+                raise ValueError(f"{name} must be an int in [{low}, {high}], got {v!r}")
         r = self.retrain_bits
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not r >= 0:
             raise ValueError(f"retrain_bits must be a number >= 0 (inf: never), got {r!r}")
@@ -281,6 +284,18 @@ def _entry_slots(kdtype: np.dtype) -> list:
     return slots
 
 
+def _serialized(method):
+    """``method`` run holding the index's lock: one call at a time per index, so a reader
+    never sees a write half done and two writers never interleave (see the class doc)."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class DynamicRMI(KeyValueIndex):
     """An updatable map with unique keys, like ``dict`` and ``SortedDict``, over a learned index.
 
@@ -330,7 +345,10 @@ class DynamicRMI(KeyValueIndex):
 
     ``save``/``load`` and pickling keep the delta and tombstones (no retraining on load);
     a loaded index copies its mapped values before the first write that changes them.
-    Not thread-safe: use one writer, and no reads during writes.
+    Safe to share between threads: every call holds the index's lock (an ``RLock``), so
+    calls on one index run one at a time and each sees the contents before or after any
+    other call, never a write half done. A batch still runs on every Numba thread; for
+    reads that scale over Python threads, use a static index (immutable, no lock).
 
     >>> import numpy as np
     >>> idx = DynamicRMI(np.array([10, 30], dtype=np.uint64), values=np.array([1, 3]))
@@ -359,7 +377,8 @@ class DynamicRMI(KeyValueIndex):
             mv = np.zeros(0, dtype=vdtype)
             owned = True
         else:
-            mk, mv = prepare_keys_values(keys, values, copy=copy)
+            # With copy, the keys and values go into our own buffers below: no copy here.
+            mk, mv = prepare_keys_values(keys, values, copy=False)
             if dtype is not None:
                 kdtype = key_dtype_for(np.dtype(dtype), "dtype")
                 if mk.dtype != kdtype:
@@ -373,23 +392,25 @@ class DynamicRMI(KeyValueIndex):
                     mk = mk[keep]
                     if mv is not None:
                         mv = mv[keep]
-            if mv is None:
-                mv = np.arange(len(mk), dtype=np.int64)
+            positions = mv is None
+            if positions:
                 owned = True
                 vdtype = np.dtype(np.int64 if value_dtype is None else value_dtype)
+                # Written straight into the value buffer below; an array only without copy.
+                mv = None if copy else np.arange(len(mk), dtype=np.int64)
             else:
                 vdtype = np.dtype(mv.dtype if value_dtype is None else value_dtype)
                 owned = not np.may_share_memory(mv, np.asarray(values))
             _value_view_dtype(vdtype)
-            if mv.dtype != vdtype:
+            if mv is not None and mv.dtype != vdtype:
                 mv = self._exact_values(mv, vdtype)
                 owned = True
         if not mk.flags.c_contiguous:
             mk = np.ascontiguousarray(mk)
-        if not mv.flags.c_contiguous:
+        if mv is not None and not mv.flags.c_contiguous:
             mv = np.ascontiguousarray(mv)
             owned = True
-        if owned and not mv.flags.writeable:
+        if mv is not None and owned and not mv.flags.writeable:
             try:
                 mv.flags.writeable = True  # our own copy behind a read-only view
             except ValueError:
@@ -405,18 +426,25 @@ class DynamicRMI(KeyValueIndex):
         kbuf = vbuf = None
         if copy:
             # Our own buffers with room to grow, so that merges can work in place.
-            kbuf, vbuf = self._buffers(len(mk))
-            kbuf[:len(mk)] = mk
-            vbuf[:len(mk)] = mv
-            mk = kbuf[:len(mk)]
+            n = len(mk)
+            kbuf, vbuf = self._buffers(n)
+            kbuf[:n] = mk
+            if mv is None:
+                for a in range(0, n, _FILL_BLOCK):  # positions, a block at a time: no n-sized temporary
+                    block = np.arange(a, min(n, a + _FILL_BLOCK), dtype=np.int64)
+                    vbuf[a:a + len(block)] = block if vdtype == block.dtype else self._exact_values(block, vdtype)
+            else:
+                vbuf[:n] = mv
+            mk = kbuf[:n]
             mk.flags.writeable = False
-            mv = vbuf[:len(mv)]
+            mv = vbuf[:n]
         self._install_main(mk, mv, self._train(mk), kbuf, vbuf)
         self._new_delta(_INITIAL_CHUNKS)
         self.build_time_ns = time.perf_counter_ns() - start
         self._bind_fast_paths()
 
     def _init_common(self, kdtype, vdtype) -> None:
+        self._lock = threading.RLock()
         self._kdtype = np.dtype(kdtype)
         self._vdtype = np.dtype(vdtype)
         self._vu = _value_view_dtype(self._vdtype)
@@ -704,12 +732,14 @@ class DynamicRMI(KeyValueIndex):
             key = self._write_key(key)
         if type(value) is not vfast or not vmin <= value <= vmax:
             value = self._write_value(value)
-        log[key] = value
-        if dels:
-            dels.discard(key)
-        if len(log) >= limit:
-            self._flush()
+        with self._lock:
+            log[key] = value
+            if dels:
+                dels.discard(key)
+            if len(log) >= limit:
+                self._flush()
 
+    @_serialized
     def __delitem__(self, key):
         """Delete ``key``. Raises KeyError when it is absent (ValueError for NaN, TypeError for
         non-numbers). O(1) when the key waits in the buffer, else one lookup."""
@@ -723,6 +753,7 @@ class DynamicRMI(KeyValueIndex):
         if len(self._log_del) >= self._log_max:
             self._flush()
 
+    @_serialized
     def pop(self, key, default=_MISSING):
         """Remove ``key`` and return its value; ``default`` when absent, else KeyError."""
         k = self._read_key(key)
@@ -742,6 +773,7 @@ class DynamicRMI(KeyValueIndex):
             self._flush()
         return value
 
+    @_serialized
     def update(self, keys, values) -> None:
         """Insert or overwrite every key (a batch upsert); within the batch the last value wins.
 
@@ -758,6 +790,7 @@ class DynamicRMI(KeyValueIndex):
         self._flush()
         self._upsert(k, v, unique=False)
 
+    @_serialized
     def delete(self, keys, missing: str = "raise") -> int:
         """Delete every key of a batch; returns how many were deleted.
 
@@ -960,6 +993,7 @@ class DynamicRMI(KeyValueIndex):
 
     # --- merging ------------------------------------------------------------------------------
 
+    @_serialized
     def merge(self) -> None:
         """Apply the write buffer, then merge the delta and tombstones into main (refitting the
         leaves, or retraining fully when they degrade). Answers never change.
@@ -1041,6 +1075,7 @@ class DynamicRMI(KeyValueIndex):
         self._dir_valid = False
 
     @property
+    @_serialized
     def merge_stats(self) -> dict:
         """Counters: merges, full trainings, merge seconds (total, last, max), pending sizes."""
         return {
@@ -1059,6 +1094,7 @@ class DynamicRMI(KeyValueIndex):
 
     # --- reads --------------------------------------------------------------------------------
 
+    @_serialized
     def __len__(self) -> int:
         """Number of keys. Applies the write buffer first."""
         if self._log_set or self._log_del:
@@ -1069,6 +1105,7 @@ class DynamicRMI(KeyValueIndex):
         """The keys in order, from a snapshot (O(n) after a write)."""
         return iter(self.keys)
 
+    @_serialized
     def _snapshot(self):
         if self._log_set or self._log_del:
             self._flush()
@@ -1108,20 +1145,23 @@ class DynamicRMI(KeyValueIndex):
 
         Applies the write buffer first. Complexity O(RMI lookup + log d + log C).
         """
-        if self._log_set or self._log_del:
-            self._flush()
-        if type(q) is self._kfast and self._kmin <= q <= self._kmax:
-            return self._entries[0](self._haddr, q, LEFT)
-        return self._answer(q, LEFT)
+        with self._lock:
+            if self._log_set or self._log_del:
+                self._flush()
+            if type(q) is self._kfast and self._kmin <= q <= self._kmax:
+                return self._entries[0](self._haddr, q, LEFT)
+            return self._answer(q, LEFT)
 
     def upper_bound(self, q):
         """Number of keys ``<= q`` in the current contents, exactly; as :meth:`lower_bound`."""
-        if self._log_set or self._log_del:
-            self._flush()
-        if type(q) is self._kfast and self._kmin <= q <= self._kmax:
-            return self._entries[0](self._haddr, q, RIGHT)
-        return self._answer(q, RIGHT)
+        with self._lock:
+            if self._log_set or self._log_del:
+                self._flush()
+            if type(q) is self._kfast and self._kmin <= q <= self._kmax:
+                return self._entries[0](self._haddr, q, RIGHT)
+            return self._answer(q, RIGHT)
 
+    @_serialized
     def _answer(self, q, mode: int):
         if self._log_set or self._log_del:
             self._flush()
@@ -1181,6 +1221,7 @@ class DynamicRMI(KeyValueIndex):
             return self._values[loc]
         return self._dv_flat[-2 - loc]
 
+    @_serialized
     def _find(self, q) -> int:
         """Position of key q in the current key order, or -1 (applies the write buffer)."""
         if self._log_set or self._log_del:
@@ -1197,17 +1238,19 @@ class DynamicRMI(KeyValueIndex):
         kfast, kmin, kmax, log, dels, entries, haddr, vtype = self._get_fast
         if type(key) is not kfast or not kmin <= key <= kmax:
             return self._get_general(key, default)
-        if log or dels:
-            v = log.get(key, _MISSING)
-            if v is not _MISSING:
-                return vtype(v)
-            if key in dels:
-                return default
-        loc = entries[1](haddr, key)
-        if loc >= 0:
-            return self._values[loc]
-        return default if loc == -1 else self._dv_flat[-2 - loc]
+        with self._lock:
+            if log or dels:
+                v = log.get(key, _MISSING)
+                if v is not _MISSING:
+                    return vtype(v)
+                if key in dels:
+                    return default
+            loc = entries[1](haddr, key)
+            if loc >= 0:
+                return self._values[loc]
+            return default if loc == -1 else self._dv_flat[-2 - loc]
 
+    @_serialized
     def _get_general(self, key, default):
         k = self._read_key(key)
         if k is None:
@@ -1262,11 +1305,13 @@ class DynamicRMI(KeyValueIndex):
             found &= ~forced
         return values, found, arr.shape
 
+    @_serialized
     def contains(self, queries) -> np.ndarray:
         """Boolean array: is each query a key. Applies the write buffer first."""
         _, found, shape = self._lookup(queries)
         return found.reshape(shape)
 
+    @_serialized
     def get_batch(self, queries, default=0):
         """``(values, found)`` for every query (shape of ``queries``); ``default`` where absent.
 
@@ -1280,6 +1325,7 @@ class DynamicRMI(KeyValueIndex):
             values[~found] = default
         return values.reshape(shape), found.reshape(shape)
 
+    @_serialized
     def range(self, lo, hi):
         """``(keys, values)`` of the entries with ``lo <= key < hi``, as read-only copies.
 
@@ -1324,6 +1370,7 @@ class DynamicRMI(KeyValueIndex):
 
     # --- size and invariants ------------------------------------------------------------------
 
+    @_serialized
     def size_in_bytes(self) -> int:
         """Bytes held beyond the main key and value arrays: the RMI, runs, tombstones, the
         directory, the whole delta pool (its keys and values included), main's spare capacity
@@ -1340,6 +1387,7 @@ class DynamicRMI(KeyValueIndex):
         buffered = len(self._log_set) + len(self._log_del)
         return int(sum(a.nbytes for a in arrays)) + slack + 100 * buffered
 
+    @_serialized
     def _check(self) -> None:
         """Assert every invariant (see the module docstring); AssertionError names the broken one.
 
@@ -1415,6 +1463,12 @@ class DynamicRMI(KeyValueIndex):
 
     # --- saving, loading, pickling --------------------------------------------------------------
 
+    @_serialized
+    def save(self, path) -> None:
+        """Write the index to ``path`` atomically, as :meth:`KeyValueIndex.save`; writes from
+        other threads wait until the file is written."""
+        super().save(path)
+
     def _state(self):
         """Main arrays, the RMI, runs, tombstone positions and the flat delta (after applying
         the write buffer). Loading rebuilds without training: O(d + n / 64)."""
@@ -1483,11 +1537,13 @@ class DynamicRMI(KeyValueIndex):
         if len(dkeys):
             self._delta_rebuild(np.ascontiguousarray(dkeys), np.ascontiguousarray(dvals))
 
+    @_serialized
     def __reduce__(self):
         """Pickle as :meth:`_state` (applying the write buffer first); unpickling never trains."""
         config, arrays = self._state()
         return _unpickle, (type(self), config, arrays)
 
+    @_serialized
     def __copy__(self):
         """An independent copy (merges rewrite main's buffers in place, so nothing is shared)."""
         config, arrays = self._state()
