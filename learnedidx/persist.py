@@ -50,14 +50,19 @@ sure.
 
 **Mapping.** ``mmap=True`` maps the file: the keys and values are read-only views of a shared
 mapping, so opening costs no reads of them and no resident memory until pages are touched, and
-processes that map the same file share its pages. Model sections are mapped privately
-(copy-on-write), so they keep the writable flag the compiled kernels were specialised for and
-opening never compiles anything new. A mapped file must not be truncated while in use (the OS
-then faults on access); :meth:`KeyValueIndex.save` never does that, it replaces the file.
+processes that map the same file share its pages. Every other section (headers, ``meta``,
+model records, directories: whatever sizes a loop or an address) is copied into private memory
+and checked there, so bytes written into the file later can change at worst keys and values
+(answers near them, never a crash). Truncating a mapped file or copying another over it in
+place makes the next access to the lost pages fault (SIGBUS), as with every mmap-based store
+(numpy memmap, LMDB): replace a live file by writing a new one and renaming it over the old,
+as :meth:`KeyValueIndex.save` does (the mapping keeps the old file's pages).
 
 **Atomic saves.** :meth:`KeyValueIndex.save` writes a temporary file in the target directory,
 flushes and fsyncs it, then renames it over the target: a crash leaves the old file or the new
-one, never half of one.
+one, never half of one. A process killed mid-save leaves its temporary file behind
+(``.{name}.{pid}.{random}.tmp`` beside the target); the next save of the same target deletes
+those whose process is gone.
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ _MAX_HEADER = 1 << 26  # 64 MiB: a header is a few hundred bytes; refuse to read
 _MAX_SECTIONS = 256
 _MAX_NDIM = 32
 _CHUNK = 1 << 24  # bytes written (and checksummed) per system call
-_SHARED = ("keys", "values")  #: sections mapped read-only and shared (the others: copy-on-write)
+_SHARED = ("keys", "values")  #: sections mapped read-only and shared (the others: copied)
 #: numpy type strings a section may have; no objects, no structured or void types.
 _DTYPE_RE = re.compile(r"\A(?:\|b1|\|[iu]1|<[iu][248]|<f[248]|<c(?:8|16)|<[mM]8(?:\[[0-9]{0,6}[a-zA-Z]{1,2}\])?"
                        r"|<U[1-9][0-9]{0,8}|\|S[1-9][0-9]{0,8})\Z")
@@ -269,6 +274,7 @@ def save(index, path) -> None:
     header, offsets, file_size = _layout(index_type, config, specs)
 
     directory, base = os.path.split(os.path.abspath(path))
+    _remove_stale_temps(directory, base)
     tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
@@ -306,6 +312,38 @@ def save(index, path) -> None:
     _fsync_directory(directory)
 
 
+def _remove_stale_temps(directory: str, base: str) -> None:
+    """Delete the temporary files that saves of ``base`` left in ``directory`` when their
+    process died mid-save (``kill -9``): ``.{base}.{pid}.{hex}.tmp`` whose pid is no live
+    process here. A live pid's file may be a save in progress and is kept."""
+    pattern = re.compile(re.escape(f".{base}.") + r"(\d+)\.[0-9a-f]{8}\.tmp")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs here (True when that cannot be told)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
+
+
 def _encode_head(header: dict) -> bytes:
     text = json.dumps(header, separators=(",", ":"), allow_nan=True).encode()
     crc = zlib.crc32(text)
@@ -339,9 +377,15 @@ def load(path, mmap: bool = True, verify: bool | None = None):
         path: the file.
         mmap: map the file instead of reading it: opening then costs a few page reads whatever
             the size (keys and values are read from disk only when lookups touch them, and
-            processes share the pages). False reads every array into memory.
+            processes share the pages). False reads every array into memory. While mapped,
+            the file must not be truncated or copied over in place (the OS then raises
+            SIGBUS on the next lookup, as for any mapped file): replace it by writing a new
+            file and renaming it over the old one, as ``save`` does.
         verify: also check the CRC-32 of the key and value sections, a pass over the whole
-            file (about 0.5 s per GB). None means ``not mmap``. The header and the model
+            file (about 0.5 s per GB), and every invariant of the loaded index (its
+            ``_check()``: keys sorted, a DynamicRMI's delta disjoint from its main keys, counts
+            consistent, error bounds that hold), which a file with valid checksums but
+            inconsistent content fails. None means ``not mmap``. The header and the model
             sections are always verified (see the module docstring for why and what is left).
 
     Complexity: O(header + model sections) with ``mmap=True, verify=False``; O(file size)
@@ -373,9 +417,12 @@ def load(path, mmap: bool = True, verify: bool | None = None):
         else:
             arrays = _read_sections(f, path, sections, size, lazy)
     try:
-        return cls._from_state(config, arrays)
-    except (ValueError, TypeError, KeyError, IndexError, AssertionError, OverflowError) as exc:
-        raise IndexFileError(path, f"inconsistent {index_type} state: {exc}") from exc
+        index = cls._from_state(config, arrays)
+        if verify:
+            index._check()
+    except (ValueError, TypeError, KeyError, IndexError, AssertionError, OverflowError, MemoryError) as exc:
+        raise IndexFileError(path, f"inconsistent {index_type} state: {exc or type(exc).__name__}") from exc
+    return index
 
 
 def _open_regular(path):
@@ -524,13 +571,11 @@ def _native(array: np.ndarray) -> np.ndarray:
 
 
 def _map_sections(f, path, sections, size: int, lazy) -> dict:
-    """Arrays viewing a mapping of the file: keys and values read-only and shared, the other
-    sections private (copy-on-write) so they stay writable like freshly built ones. Sections
-    named in ``lazy`` are not checksummed."""
+    """Keys and values as read-only views of a shared mapping of the file (not checksummed
+    when named in ``lazy``); every other section copied into private memory, then checked."""
     shared = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ)
     view = memoryview(shared)
     arrays = {}
-    granule = _mmap.ALLOCATIONGRANULARITY
     for i, (name, dtype, shape, offset, nbytes, crc) in enumerate(sections):
         end = sections[i + 1][3] if i + 1 < len(sections) else size
         _check_padding(path, view[offset + nbytes:end], name)
@@ -543,14 +588,22 @@ def _map_sections(f, path, sections, size: int, lazy) -> dict:
                 _check_crc(path, name, view[offset:offset + nbytes], crc)
             array = np.frombuffer(shared, dtype=dtype, count=count, offset=offset)
         else:
-            start = offset - offset % granule
-            private = _mmap.mmap(f.fileno(), offset + nbytes - start, access=_mmap.ACCESS_COPY, offset=start)
-            array = np.frombuffer(private, dtype=dtype, count=count, offset=offset - start)
-            if name not in lazy:
-                _check_crc(path, name, array.view(np.uint8), crc)
+            # Structure a kernel trusts (sizes, offsets, model records) is copied out of the
+            # mapping before it is checked: a later write to the file cannot reach it.
+            data = _aligned(nbytes)
+            data[:] = np.frombuffer(shared, dtype=np.uint8, count=nbytes, offset=offset)
+            _check_crc(path, name, data, crc)
+            array = data.view(dtype)
         arrays[name] = _native(array.reshape(shape))
     del view
     return arrays
+
+
+def _aligned(nbytes: int) -> np.ndarray:
+    """A fresh uint8 array of ``nbytes`` starting on an ALIGN-byte boundary."""
+    raw = np.empty(nbytes + ALIGN, dtype=np.uint8)
+    skip = -raw.ctypes.data % ALIGN
+    return raw[skip:skip + nbytes]
 
 
 def _read_sections(f, path, sections, size: int, lazy) -> dict:
@@ -558,9 +611,7 @@ def _read_sections(f, path, sections, size: int, lazy) -> dict:
     arrays = {}
     for i, (name, dtype, shape, offset, nbytes, crc) in enumerate(sections):
         end = sections[i + 1][3] if i + 1 < len(sections) else size
-        raw = np.empty(end - offset + ALIGN, dtype=np.uint8)
-        skip = -raw.ctypes.data % ALIGN
-        buf = raw[skip:skip + end - offset]
+        buf = _aligned(end - offset)
         f.seek(offset)
         got = 0
         view = memoryview(buf)
