@@ -17,6 +17,8 @@ numbers; the array path does the same with numpy operations that never round.
 
 from __future__ import annotations
 
+import collections.abc
+import fractions
 import math
 import numbers
 
@@ -87,6 +89,10 @@ def prepare_keys_values(keys, values=None, *, assume_sorted: bool = False, copy:
     raw = keys
     if isinstance(raw, (str, bytes)) or raw is None:
         raise TypeError(f"keys must be a 1-D array of numbers, got {_describe(raw)}")
+    if isinstance(raw, collections.abc.Set) and values is not None:
+        raise ValueError("keys given as a set have no order to pair with values; pass keys as a list or array")
+    if isinstance(raw, _UNORDERED):
+        raw = list(raw)
     arr = as_number_array(raw)
     if arr.dtype.kind not in "iuf":
         if arr.dtype.kind == "O" and arr.size and not isinstance(raw, np.ndarray):
@@ -214,6 +220,8 @@ def _check_number(q, argument: str = "query"):
         f = float(q)
         if f != f:
             raise ValueError(f"{argument} is NaN, which has no position among the keys; pass a number")
+        if isinstance(q, np.floating) and q.dtype.itemsize > 8 and math.isfinite(f):
+            return fractions.Fraction(*q.as_integer_ratio())  # a long double, exactly
         return f
     if isinstance(q, numbers.Rational):
         return q
@@ -334,14 +342,16 @@ def coerce_array(qs: np.ndarray, dtype: np.dtype, mode: int, nan_message: str = 
                 out_of_range |= hi_cut
             forced = hi_cut if mode == LEFT else lo_cut
             return np.ascontiguousarray(safe, dtype=dtype), _none_if_empty(forced), ~out_of_range
-        # Float queries on integer keys.
-        q64 = qs.astype(np.float64)
+        # Float queries on integer keys, in float64 or, for long doubles, their own dtype
+        # (which holds every 64-bit integer exactly where it is wider than float64).
+        wide = qs.dtype if qs.dtype.itemsize > 8 else np.dtype(np.float64)
+        q64 = qs.astype(wide)
         c = np.ceil(q64) if mode == LEFT else np.floor(q64)
         exact = c == q64
-        kmax_f = float(kmax)
+        kmax_f = wide.type(kmax)
         above = (c >= kmax_f) if int(kmax_f) > kmax else (c > kmax_f)
-        below = c < float(kmin)  # kmin is 0 or -2**k: exactly representable
-        c = np.where(above, 0.0, np.where(below, 0.0, c))
+        below = c < wide.type(kmin)  # kmin is 0 or -2**k: exactly representable
+        c = np.where(above, 0, np.where(below, 0, c))
         values = c.astype(dtype)
         values[above] = kmax
         values[below] = kmin
@@ -410,6 +420,8 @@ def as_number_array(x) -> np.ndarray:
     float64 (ints beyond 2**53 next to floats or negative ints, e.g. ``[0, 2**63 + 1]``): those
     come back as an object array, which every caller then converts exactly or rejects.
     Complexity O(m); the per-element check runs only when some value reaches 2**53."""
+    if isinstance(x, _UNORDERED):
+        x = list(x)  # numpy makes a 0-d object array of a set, a generator or a dict view
     arr = np.asarray(x)
     if isinstance(x, np.ndarray) or arr.dtype != np.float64 or not arr.size:
         return arr
@@ -424,6 +436,8 @@ def as_number_array(x) -> np.ndarray:
 
 
 _FLOAT_EXACT = 2**53  #: every integer up to this magnitude is exact in float64
+#: Iterables taken as the list of their items (sets in their iteration order).
+_UNORDERED = (collections.abc.Set, collections.abc.Iterator, collections.abc.KeysView, collections.abc.ValuesView)
 
 
 def as_query_array(qs, argument: str = "queries") -> np.ndarray:

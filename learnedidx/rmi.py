@@ -36,8 +36,8 @@ class RMIConfig:
             4096 models, cache resident) balances the leaves at almost no lookup cost. A cubic
             root follows curved CDFs better than a linear one in two-stage RMIs; a radix root
             is the cheapest on uniform keys.
-        branching_factor: number of models in the last stage (an int), or a tuple with the
-            number of models of each stage after the root. None: ``n / keys_per_leaf`` rounded
+        branching_factor: number of models in the last stage (an int, at most one per key),
+            or a tuple with the number of models of each stage after the root. None: ``n / keys_per_leaf`` rounded
             down to a power of two, with ``min(4096, leaves / 4)`` models in an inner
             stage. More leaves mean smaller errors (fewer search steps) but 32 bytes more
             index per leaf.
@@ -171,6 +171,7 @@ class RMIConfig:
         if bf is None:
             leaves = max(1, int(n) // int(self.keys_per_leaf))
             bf = 1 << (leaves.bit_length() - 1)  # rounded down: the size stays within its bound
+        bf = min(bf, max(1, int(n)))  # more leaves than keys only cost memory
         if depth == 2:
             return (1, bf)
         # Inner stages route keys to leaves; more of them balance the leaves better (measured:
