@@ -515,23 +515,35 @@ class LearnedIndex(KeyValueIndex):
     def predict(self, q):
         """The model's guess for ``lower_bound(q)``: ``(pos, lo, hi)`` with the window ``[lo, hi]``.
 
-        For every key in the index the window brackets its lower bound and the next position;
-        for an absent q it usually does, and the search widens it when it does not. A scalar q
-        gives three ints, an array three int64 arrays of its shape. Complexity: the model's
-        (see the class). Raises TypeError/ValueError as :meth:`lower_bound`.
+        The contract (``docs/design.md``, "Windows"): for every key k in the index,
+        ``lo <= lower_bound(k) < hi``, so the window holds k's first position and the one
+        after it, but not always ``upper_bound(k)`` when k repeats (``predict`` of the next
+        value above k brackets that). A q below the first key or above the last gets its
+        exact answer a as ``(a, a, a)``. Any other absent q usually lies in its window;
+        the search widens the window when it does not. A scalar q gives three ints, an array
+        three int64 arrays of its shape. Complexity: the model's (see the class). Raises
+        TypeError/ValueError as :meth:`lower_bound`.
         """
-        n = len(self._keys)
+        keys = self._keys
+        n = len(keys)
         if isinstance(q, (np.ndarray, list, tuple)):
             arr = as_query_array(q)
-            values, forced, _ = coerce_array(arr.ravel(), self._keys.dtype, LEFT)
-            pos, lo, hi = self._predict(values)
+            values, forced, _ = coerce_array(arr.ravel(), keys.dtype, LEFT)
+            pos, lo, hi = self._predict(values) if n else (np.zeros(len(values), dtype=np.int64) for _ in range(3))
+            if n:
+                first = values < keys[0]
+                above = values > keys[n - 1]
+                pos[first] = lo[first] = hi[first] = 0
+                pos[above] = lo[above] = hi[above] = n
             if forced is not None:
                 pos[forced] = lo[forced] = hi[forced] = n
             return tuple(a.reshape(arr.shape) for a in (pos, lo, hi))
-        value, status, _ = coerce_scalar(q, self._keys.dtype, LEFT)
-        if status == ANSWER_N:
+        value, status, _ = coerce_scalar(q, keys.dtype, LEFT)
+        if status == ANSWER_N or (n and value > keys[n - 1]):
             return n, n, n
-        return tuple(int(a[0]) for a in self._predict(np.array([value], dtype=self._keys.dtype)))
+        if not n or value < keys[0]:
+            return 0, 0, 0
+        return tuple(int(a[0]) for a in self._predict(np.array([value], dtype=keys.dtype)))
 
     @property
     def max_error(self) -> int:

@@ -62,23 +62,23 @@ def _exact_offsets(keys: np.ndarray, anchor) -> np.ndarray:
     return diff.astype(np.float64)
 
 
-def _linear_records(anchors, slopes, intercepts, counts, starts, target_scale):
+def _linear_records(n, anchors, slopes, intercepts, counts, starts, target_scale):
     records = np.zeros((len(slopes), K.LINEAR_WIDTH))
     records[:, 0] = anchor_slots(anchors)
     records[:, 1] = slopes
     records[:, 2] = intercepts
-    _fill_empty(records, counts, starts, target_scale)
+    _fill_empty(records, n, counts, starts, target_scale)
     return records
 
 
-def _fill_empty(records, counts, starts, target_scale):
-    """Empty models predict the position where their keys would start: a constant."""
+def _fill_empty(records, n, counts, starts, target_scale):
+    """Empty models predict the position where their keys would start: a constant (n, the
+    end of the n keys, when no model after them has keys)."""
     empty = counts == 0
     if not empty.any():
         return
-    # Position of the next non-empty model's first key; the end of the array when none follows.
-    n_total = int(counts.sum())
-    nxt = np.where(empty, n_total, starts)
+    # Position of the next non-empty model's first key.
+    nxt = np.where(empty, n, starts)
     nxt = np.minimum.accumulate(nxt[::-1])[::-1]
     records[empty, 1] = 0.0
     records[empty, 2] = nxt[empty] * target_scale
@@ -86,11 +86,11 @@ def _fill_empty(records, counts, starts, target_scale):
 
 
 def _fit_linear(keys, meta, params, stage, m, target_scale, runs):
-    return _linear_records(*fit_lines(keys, runs, m, target_scale, False), target_scale)
+    return _linear_records(len(keys), *fit_lines(keys, runs, m, target_scale, False), target_scale)
 
 
 def _fit_linear_spline(keys, meta, params, stage, m, target_scale, runs):
-    return _linear_records(*fit_lines(keys, runs, m, target_scale, True), target_scale)
+    return _linear_records(len(keys), *fit_lines(keys, runs, m, target_scale, True), target_scale)
 
 
 def fit_lines(keys, runs, m, target_scale, spline):

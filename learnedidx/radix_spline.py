@@ -233,7 +233,7 @@ class RadixSpline(LearnedIndex):
         """``(pos, lo, hi)`` int64 arrays for contiguous key-dtype queries. O(m log bucket)."""
         if self.num_spline_points < 2:  # no segment: every key is one value
             pos = np.searchsorted(self._keys, values, side="left").astype(np.int64)
-            return pos, pos.copy(), pos.copy()
+            return pos, pos.copy(), np.minimum(pos + 1, len(self._keys))
         pos, lo, hi = (np.empty(len(values), dtype=np.int64) for _ in range(3))
         K.predict_batch(self._meta, self._table, self._spline, _frozen(values), pos, lo, hi)
         return pos, lo, hi
