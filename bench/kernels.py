@@ -117,12 +117,27 @@ def _keys(args) -> np.ndarray:
     return keys
 
 
-def binary(args) -> None:
+def _lookups(args) -> tuple:
+    """``(keys, queries, expected, out)``: ``--lookups`` random present keys, their
+    ``np.searchsorted`` answers and an output array."""
     keys = _keys(args)
     m = args.lookups
     queries = keys[np.random.default_rng(args.seed + 1).integers(0, len(keys), m)]
-    expected = np.searchsorted(keys, queries)
-    out = np.empty(m, np.int64)
+    return keys, queries, np.searchsorted(keys, queries), np.empty(m, np.int64)
+
+
+def _verify(candidates: dict, out: np.ndarray, expected: np.ndarray) -> None:
+    """Run each candidate once into ``out``; SystemExit naming the first that answers wrong."""
+    for name, fn in candidates.items():
+        out[:] = -1
+        fn()
+        if not np.array_equal(out, expected):
+            raise SystemExit(f"{name}: wrong answers")
+
+
+def binary(args) -> None:
+    keys, queries, expected, out = _lookups(args)
+    m = len(queries)
     threads = numba.get_num_threads() > 1
     plain = BK.lookup_batch_parallel if threads else BK.lookup_batch
     interleaved = BK.lookup_batch_interleaved_parallel if threads else BK.lookup_batch_interleaved
@@ -134,11 +149,7 @@ def binary(args) -> None:
             candidates[f"both, 2 ahead x{g}"] = lambda g=g: _two_ahead_parallel(keys, queries, out, g)
         else:
             candidates[f"both, 2 ahead x{g}"] = lambda g=g: _two_ahead_range(keys, queries, out, 0, m, g)
-    for name, fn in candidates.items():
-        out[:] = -1
-        fn()
-        if not np.array_equal(out, expected):
-            raise SystemExit(f"{name}: wrong answers")
+    _verify(candidates, out, expected)
     _report(candidates, args, len(keys), m, "plain loop", "")
 
 
@@ -215,11 +226,7 @@ def _windows_lockstep(keys, queries, lo, hi, out):
 def window_search(args) -> None:
     from learnedidx import PGM, RMI, RadixSpline
 
-    keys = _keys(args)
-    m = args.lookups
-    queries = keys[np.random.default_rng(args.seed + 1).integers(0, len(keys), m)]
-    expected = np.searchsorted(keys, queries)
-    out = np.empty(m, np.int64)
+    keys, queries, expected, out = _lookups(args)
     candidates = {}
     for name, cls in (("RMI", RMI), ("PGM", PGM), ("RadixSpline", RadixSpline)):
         _, lo, hi = cls(keys, copy=False).predict(queries)
@@ -228,12 +235,8 @@ def window_search(args) -> None:
               f"max {width.max()} keys")
         candidates[f"{name} in turn"] = lambda lo=lo, hi=hi: _windows_in_turn(keys, queries, lo, hi, out)
         candidates[f"{name} lock-step"] = lambda lo=lo, hi=hi: _windows_lockstep(keys, queries, lo, hi, out)
-    for name, fn in candidates.items():
-        out[:] = -1
-        fn()
-        if not np.array_equal(out, expected):
-            raise SystemExit(f"{name}: wrong answers")
-    _report(candidates, args, len(keys), m, "RMI in turn", "")
+    _verify(candidates, out, expected)
+    _report(candidates, args, len(keys), len(queries), "RMI in turn", "")
 
 
 def rmi_variants(args) -> None:
@@ -241,10 +244,8 @@ def rmi_variants(args) -> None:
     from learnedidx import RMI
     from learnedidx import _rmi_kernels as K
 
-    keys = _keys(args)
-    m = args.lookups
-    queries = keys[np.random.default_rng(args.seed + 1).integers(0, len(keys), m)]
-    expected = np.searchsorted(keys, queries)
+    keys, queries, expected, _ = _lookups(args)
+    m = len(queries)
     candidates = {}
     for label, options in (("128 keys/leaf", {}), ("128 keys/leaf, lines only", {"max_window": None}),
                            ("2048 keys/leaf", {"keys_per_leaf": 2048})):

@@ -151,3 +151,14 @@ def test_scaling_times_every_index_at_every_thread_count(capsys):
     assert "speed-up" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="--threads"):
         scaling.main(["--n", "1K", "--threads", "0"])
+
+
+def test_kernels_search_checks_both_strategies(capsys):
+    """``bench.kernels search`` answers every lookup exactly with both window searches (it
+    exits naming a wrong one) and prints each index's two rows."""
+    from bench import kernels
+
+    assert kernels.main(["search", "--n", "30000", "--lookups", "3000", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    for name in ("RMI", "PGM", "RadixSpline"):
+        assert f"{name} in turn" in out and f"{name} lock-step" in out
