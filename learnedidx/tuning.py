@@ -25,6 +25,10 @@ MIN_DEFAULT_BUDGET = 4096
 TIE_BAND = 1.10
 #: Sample lookups timed per candidate and mode (fewer when the keys are fewer).
 SAMPLE_LOOKUPS = 100_000
+#: The fastest candidates of the first pass, timed again in alternating rounds (a candidate
+#: timed alone during a burst of machine load otherwise loses or wins by that burst).
+FINALISTS = 4
+FINAL_ROUNDS = 3
 
 
 @dataclass
@@ -93,8 +97,9 @@ def tune(keys, values=None, *, max_bytes=None, seed=0, objective="batch", time_b
     Builds each candidate of :func:`candidates` (PGM epsilons, RadixSpline epsilons, RMI stage
     models, leaf sizes and hybrid leaves or none) over the keys, times ``SAMPLE_LOOKUPS`` random present keys
     (drawn with ``seed``) through its batch kernel and its one-at-a-time loop, median of three
-    runs each, and returns the fastest under ``objective`` (``"batch"`` or ``"loop"``); among
-    candidates within ``TIE_BAND`` of the fastest, the smallest. The returned index carries the
+    runs each; then times the ``FINALISTS`` fastest under ``objective`` (``"batch"`` or
+    ``"loop"``) again in ``FINAL_ROUNDS`` alternating rounds and returns the fastest by their
+    medians; among candidates within ``TIE_BAND`` of it, the smallest. The returned index carries the
     whole comparison as ``tune_report`` (a :class:`TuneReport`; ``print`` it).
 
     The same keys and seed give the same candidates, sample and structures; the winner follows
@@ -129,8 +134,7 @@ def tune(keys, values=None, *, max_bytes=None, seed=0, objective="batch", time_b
     report = TuneReport(max_bytes=int(max_bytes), objective=objective)
     rng = np.random.default_rng(seed)
     sample = keys[rng.integers(0, n, min(SAMPLE_LOOKUPS, 10 * n))] if n else keys[:0]
-    best = None
-    best_score = None
+    finalists = []  # (score, row, index): the FINALISTS fastest so far
     over_budget = set()
     for cls, options in candidates(n):
         row = Candidate(cls.name, dict(options))
@@ -140,7 +144,7 @@ def tune(keys, values=None, *, max_bytes=None, seed=0, objective="batch", time_b
         if family in over_budget:
             row.note = "skipped: a larger sibling was over budget"
             continue
-        if time.perf_counter() - started > time_budget and best is not None:
+        if time.perf_counter() - started > time_budget and finalists:
             row.note = "skipped: time budget"
             continue
         if cls is RMI and _rmi_bytes(n, options) > max_bytes:
@@ -158,15 +162,39 @@ def tune(keys, values=None, *, max_bytes=None, seed=0, objective="batch", time_b
             continue
         row.batch_ns = _time(index._search_array, sample)
         row.loop_ns = _time(index._search_loop, sample)
-        score = row.batch_ns if objective == "batch" else row.loop_ns
-        if best is None or score < best_score:
-            best, best_score, report.winner = index, score, len(report.candidates) - 1
-    if best is None:
+        finalists.append((_score(row, objective), len(report.candidates) - 1, index))
+        finalists.sort(key=lambda f: f[0])
+        del finalists[FINALISTS:]
+    if not finalists:
         raise ValueError(f"no learned index fits in max_bytes={max_bytes:,} bytes "
                          f"({n:,} keys); the smallest candidates need {_smallest(report):,}")
+    best = _final_round(report, finalists, sample)
     best = _smallest_within_band(report, best, keys, values)
     report.seconds = time.perf_counter() - started
     best.tune_report = report
+    return best
+
+
+def _score(row: Candidate, objective: str) -> float:
+    return row.batch_ns if objective == "batch" else row.loop_ns
+
+
+def _final_round(report: TuneReport, finalists: list, sample: np.ndarray):
+    """Time the finalists again under the objective, one after another in each of
+    ``FINAL_ROUNDS`` rounds, keep each one's median in its row, and return the fastest
+    (``report.winner`` set to its row)."""
+    times = {row: [] for _, row, _ in finalists}
+    for _ in range(FINAL_ROUNDS):
+        for _, row, index in finalists:
+            search = index._search_array if report.objective == "batch" else index._search_loop
+            times[row].append(_time(search, sample))
+    for _, row, _ in finalists:
+        median = float(np.median(times[row]))
+        if report.objective == "batch":
+            report.candidates[row].batch_ns = median
+        else:
+            report.candidates[row].loop_ns = median
+    _, report.winner, best = min(finalists, key=lambda f: _score(report.candidates[f[1]], report.objective))
     return best
 
 
