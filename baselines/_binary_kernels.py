@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit, prange
 
-from learnedidx._pointers import ptr_like
 from learnedidx._intrinsics import LEAN_JIT, prefetch, select_unpredictable
+from learnedidx._modes import FIND, RIGHT
+from learnedidx._pointers import ptr_like
 from learnedidx._search import before, binary_search, finish
 
 CHUNK = 4096  #: queries per parallel task
@@ -28,7 +29,7 @@ _JIT = dict(nogil=True, cache=True)
 def lookup_one(keys, q, mode):
     """Exact answer for one query: mode 0 lower_bound, 1 upper_bound, 2 find (index or -1)."""
     n = keys.shape[0]
-    if mode == 1:
+    if mode == RIGHT:
         return binary_search(keys, q, 0, n, True)
     return finish(keys, q, binary_search(keys, q, 0, n, False), mode)
 
@@ -87,11 +88,11 @@ def _walk(keys, queries, out, start, stop, right, bases, targets):
 @njit(**LEAN_JIT)
 def _walk_range(keys, queries, out, start, stop, mode, bases, targets):
     """:func:`lookup_one` for ``queries[start:stop]``, ``len(bases)`` lookups in lock-step."""
-    if mode == 1:
+    if mode == RIGHT:
         _walk(keys, queries, out, start, stop, True, bases, targets)
     else:
         _walk(keys, queries, out, start, stop, False, bases, targets)
-        if mode == 2:
+        if mode == FIND:
             for i in range(start, stop):
                 out[i] = finish(keys, queries[i], out[i], 2)
 

@@ -39,8 +39,9 @@ from numba import carray, njit, prange, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from learnedidx._pointers import ptr_like
 from learnedidx._intrinsics import LEAN_JIT, prefetch
+from learnedidx._modes import RIGHT
+from learnedidx._pointers import ptr_like
 from learnedidx._search import binary_search, finish
 
 META_B = 0  #: slot of the node size B in ``meta``
@@ -175,12 +176,12 @@ def lookup_scalar(inner, meta, keys, q, mode):
 
     Complexity O(L * B + B).
     """
-    if mode == 1:
+    if mode == RIGHT:
         ok, q = successor(q)
         if not ok:
             return keys.shape[0]
     r = search_leaf(keys, q, descend(inner, meta, q), meta[META_B])
-    return r if mode == 1 else finish(keys, q, r, mode)
+    return r if mode == RIGHT else finish(keys, q, r, mode)
 
 
 @njit(cache=True)  # keeps the GIL: releasing and retaking it cost 60-100 ns a call here
@@ -221,7 +222,7 @@ def lookup_range(inner, meta, keys, queries, out, start, stop, mode, targets, bl
         size = min(INTERLEAVE, stop - group)
         for g in range(size):
             q = queries[np.uint64(group + g)]
-            if mode == 1:
+            if mode == RIGHT:
                 ok, q = successor(q)
                 if not ok:
                     out[np.uint64(group + g)] = n  # nothing lies above the dtype's largest value
@@ -245,10 +246,10 @@ def lookup_range(inner, meta, keys, queries, out, start, stop, mode, targets, bl
             i = np.uint64(group + g)
             q = queries[i]
             target = targets[np.uint64(g)]
-            if mode == 1 and target == q:
+            if mode == RIGHT and target == q:
                 continue  # q had no successor: out[i] is n already
             r = search_leaf(keys, target, blocks[np.uint64(g)], node_keys)
-            out[i] = r if mode == 1 else finish(keys, q, r, mode)
+            out[i] = r if mode == RIGHT else finish(keys, q, r, mode)
 
 
 @njit(inline="always", **_JIT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from learnedidx._modes import FIND
 from learnedidx._pointers import address
 from learnedidx.base import KeyValueIndex, compile_scalar_entry
 
@@ -107,7 +108,7 @@ def _searchsorted_entry(keys, scalar, unused, q, mode):
     """One ``keys.searchsorted`` call (``np.searchsorted`` less its dispatch) on q as a scalar of
     the key dtype: a Python int would be compared as float64 against uint64 keys, inexactly."""
     q = scalar(q)
-    if mode == 2:
+    if mode == FIND:
         i = int(keys.searchsorted(q, side="left"))
         return i if i < len(keys) and keys[i] == q else -1
     return int(keys.searchsorted(q, side=_SIDES[mode]))

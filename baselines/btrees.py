@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from learnedidx._modes import FIND, RIGHT
 from learnedidx.base import KeyValueIndex
 
 from ._common import check_options
@@ -17,9 +18,9 @@ _CHUNK = 1 << 20  #: pairs handed to ``update`` at a time, to bound the temporar
 
 def _entry(tree, n, kmax, x, mode):
     """One lookup for a Python int x within the key dtype (the scalar fast path's entry point)."""
-    if mode == 2:
+    if mode == FIND:
         return tree.get(x, -1)
-    if mode == 1:
+    if mode == RIGHT:
         if x >= kmax:
             return n
         x += 1

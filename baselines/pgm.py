@@ -8,6 +8,7 @@ from bisect import bisect_right
 
 import numpy as np
 
+from learnedidx._modes import FIND, NOT_FOUND, RIGHT
 from learnedidx.base import KeyValueIndex
 
 from ._common import check_options, whole_number
@@ -153,9 +154,9 @@ class PGMIndex(KeyValueIndex):
     def _search_number(self, x, mode):
         """One lookup for a Python number x of the key dtype's range."""
         if not self._lists:
-            return -1 if mode == 2 else 0
+            return NOT_FOUND if mode == FIND else 0
         p, off = self._part(self._ordinal(x))
-        if mode == 2:
+        if mode == FIND:
             if p < 0:
                 return -1
             r = self._starts[p] + self._lists[p].bisect_left(off)
@@ -163,7 +164,7 @@ class PGMIndex(KeyValueIndex):
         if p < 0:
             return off
         part = self._lists[p]
-        return self._starts[p] + (part.bisect_right(off) if mode == 1 else part.bisect_left(off))
+        return self._starts[p] + (part.bisect_right(off) if mode == RIGHT else part.bisect_left(off))
 
     def _search_array(self, queries, mode):
         out = np.zeros(len(queries), dtype=np.int64)
@@ -171,7 +172,7 @@ class PGMIndex(KeyValueIndex):
             return out
         ords = ordinals(queries)
         which = np.searchsorted(np.array(self._bases, dtype=np.uint64), ords, side="right") - 1
-        side = "bisect_right" if mode == 1 else "bisect_left"
+        side = "bisect_right" if mode == RIGHT else "bisect_left"
         for p in np.unique(which).tolist():
             if p < 0:
                 continue  # below every key: 0

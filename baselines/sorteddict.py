@@ -7,6 +7,7 @@ from itertools import chain
 
 import numpy as np
 
+from learnedidx._modes import FIND, RIGHT
 from learnedidx.base import KeyValueIndex
 
 from ._common import check_options
@@ -17,10 +18,10 @@ _SIDES = ("bisect_left", "bisect_right")
 
 def _entry(bisect_left, bisect_right, sl, x, mode):
     """One lookup for a Python number x (the scalar fast path's entry point)."""
-    if mode == 1:
+    if mode == RIGHT:
         return bisect_right(x)
     r = bisect_left(x)
-    if mode == 2:
+    if mode == FIND:
         return r if r < len(sl) and sl[r] == x else -1
     return r
 

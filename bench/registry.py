@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from learnedidx import PGM, RMI, RadixSpline, tune
@@ -22,7 +22,6 @@ class IndexSpec:
     variant: str = ""
     max_keys: int | None = None  #: skip with a note above this many keys
     default: bool = True  #: part of the run when no --indexes are named
-    options: dict = field(default_factory=dict)
 
 
 def _copy_free(cls, **options):

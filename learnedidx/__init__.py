@@ -6,8 +6,8 @@
 (np.int64(20), 1, False)
 """
 
-from ._coerce import LEFT, RIGHT
-from .base import FIND, KeyValueIndex
+from ._modes import FIND, LEFT, RIGHT
+from .base import KeyValueIndex
 from .models import MODELS
 from .rmi import RMI, RMIConfig
 from .pgm import PGM, PGMConfig

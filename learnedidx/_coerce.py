@@ -24,8 +24,7 @@ import numbers
 
 import numpy as np
 
-LEFT = 0  #: mode: first position whose key is >= q (``np.searchsorted(side="left")``)
-RIGHT = 1  #: mode: first position whose key is > q (``np.searchsorted(side="right")``)
+from ._modes import LEFT, RIGHT  # noqa: F401  (re-exported: the modes coercion serves)
 
 #: Key dtypes the kernels are compiled for; float16 keys are widened to float32 (exactly).
 KEY_DTYPES = tuple(

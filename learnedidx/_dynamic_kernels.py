@@ -67,7 +67,6 @@ H_MK, H_N, H_META, H_PARAMS, H_TBITS, H_TCUM = 0, 1, 2, 3, 4, 5
 H_ORDER, H_DMAX, H_DK, H_DN, H_DCUM, H_ST, H_C, H_CAP = 6, 7, 8, 9, 10, 11, 12, 13
 H_SIZE = 14
 
-ABSENT = -1  #: location of an absent key; main positions are >= 0, delta slots <= -2
 
 
 # --- bits ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from ._intrinsics import LEAN_JIT, prefetch, select_unpredictable
+from ._modes import FIND, NOT_FOUND, RIGHT
 
 SEARCH_BINARY = 0  #: branch-free binary search inside the window
 SEARCH_LINEAR = 1  #: linear scan from the window's start (best for windows of a few keys)
@@ -152,11 +153,11 @@ def leave_window(keys, q, r, lo, hi, right):
 
 @njit(**LEAN_JIT)
 def finish(keys, q, r, mode):
-    """Turn a left answer into the mode's result: mode 2 (find) gives r if keys[r] == q else -1."""
-    if mode == 2:
+    """Turn a left answer into the mode's result: FIND gives r if keys[r] == q, else NOT_FOUND."""
+    if mode == FIND:
         if r < keys.shape[0] and keys[r] == q:
             return r
-        return -1
+        return NOT_FOUND
     return r
 
 
@@ -200,7 +201,7 @@ def prepare_query(keys, q, mode):
     """
     n = keys.shape[0]
     if n == 0:
-        return q, (-1 if mode == 2 else 0)
+        return q, (NOT_FOUND if mode == FIND else 0)
     return prepare_between(keys, q, mode, keys[0], keys[n - 1])
 
 
@@ -208,12 +209,12 @@ def prepare_query(keys, q, mode):
 def prepare_between(keys, q, mode, first, last):
     """:func:`prepare_query` for a non-empty key array whose ends ``first`` and ``last`` the
     caller read once (a batch kernel: see :class:`Plan` on reloads)."""
-    if mode == 1:
+    if mode == RIGHT:
         if last <= q:
             return q, keys.shape[0]
         q = successor(q)
     elif last < q:
-        return q, (-1 if mode == 2 else keys.shape[0])
+        return q, (NOT_FOUND if mode == FIND else keys.shape[0])
     if first >= q:
         return q, finish(keys, q, 0, mode)
     return q, NEEDS_SEARCH

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._intrinsics import LEAN_JIT
+from ._modes import FIND, RIGHT
 from ._search import ZERO, before, binary_search, finish, gallop_right
 
 CHUNK = 4096  #: queries per parallel task; each task starts with a full binary search
@@ -63,11 +64,11 @@ def _gallop(keys, queries, out, start, stop, right):
 def _sorted_range(keys, queries, out, start, stop, mode):
     if start >= stop:
         return
-    if mode == 1:
+    if mode == RIGHT:
         _gallop(keys, queries, out, start, stop, True)
     else:
         _gallop(keys, queries, out, start, stop, False)
-        if mode == 2:
+        if mode == FIND:
             for i in range(start, stop):
                 out[i] = finish(keys, queries[i], out[i], 2)
 

@@ -18,18 +18,14 @@ from . import _sorted
 from ._coerce import (
     ANSWER_N,
     ANSWER_ZERO,
-    LEFT,
-    RIGHT,
     as_query_array,
     checked_default,
     coerce_array,
     coerce_scalar,
     prepare_keys_values,
 )
+from ._modes import FIND, LEFT, RIGHT
 
-FIND = 2  #: search mode: position of the first key equal to q, or -1
-
-_MODES = (LEFT, RIGHT)
 _UNBOUND = object()  # KeyValueIndex._scalar_entry before the first scalar query
 
 

@@ -84,6 +84,7 @@ from ._coerce import (
     prepare_keys_values,
     reject_nan,
 )
+from ._modes import FIND, NOT_FOUND
 from ._pointers import address
 from .base import KeyValueIndex, compiled_entry
 from .persist import register
@@ -1199,7 +1200,7 @@ class DynamicRMI(KeyValueIndex):
             return out
         if not queries.flags.writeable:
             queries = queries.copy()  # Numba compiles read-only arguments separately
-        if mode == 2:
+        if mode == FIND:
             ranks = self._search_array(queries, LEFT)
             return np.where(self._lookup(queries)[1], ranks, -1)
         st, rmi = self._st, self._rmi
@@ -1210,8 +1211,8 @@ class DynamicRMI(KeyValueIndex):
 
     def _search_scalar(self, q, mode: int) -> int:
         """Rank of one key-dtype query (LEFT/RIGHT), or for FIND its position or -1."""
-        if mode == 2:
-            return -1 if self._entries[1](self._haddr, q) == -1 else int(self._entries[0](self._haddr, q, LEFT))
+        if mode == FIND:
+            return NOT_FOUND if self._entries[1](self._haddr, q) == -1 else int(self._entries[0](self._haddr, q, LEFT))
         return int(self._entries[0](self._haddr, q, mode))
 
     def _value_at_location(self, loc, default):
