@@ -219,8 +219,8 @@ def _windows_lockstep(keys, queries, lo, hi, out):
         count = min(m, g + GROUP) - g
         wlo = lo[g:g + count]
         whi = hi[g:g + count]
-        top = S.wide_top(wlo, wlo, whi, count, -1)
-        S.lift_group(keys, queries[g:g + count], wlo, wlo, whi, count, -1, top, out[g:g + count])
+        top = S.wide_top(wlo, whi, count, -1)
+        S.lift_group(keys, queries[g:g + count], wlo, whi, count, -1, top, out[g:g + count])
 
 
 def window_search(args) -> None:

@@ -288,13 +288,13 @@ def prepare_group(keys, queries, out, start, stop, mode, first, last, sq, slo):
 
 
 @njit(inline="always", **_JIT)
-def wide_top(live, slo, shi, count, narrow):
+def wide_top(slo, shi, count, narrow):
     """The ``top`` of :func:`lift_search` for the widest window ``[slo[k], shi[k]]`` wider
-    than ``narrow`` keys among the live lookups (``live[k] >= 0``) of a group: the largest
+    than ``narrow`` keys among the live lookups (``slo[k] >= 0``) of a group: the largest
     power of two not above its width, 0 when there is none. Complexity O(count)."""
     widest = 0
     for k in range(count):
-        if live[k] >= 0 and shi[k] - slo[k] > narrow:
+        if slo[k] >= 0 and shi[k] - slo[k] > narrow:
             widest = max(widest, shi[k] - slo[k])
     top = 0
     if widest > 0:
@@ -305,9 +305,9 @@ def wide_top(live, slo, shi, count, narrow):
 
 
 @njit(inline="always", **_JIT)
-def lift_group(keys, sq, live, slo, shi, count, narrow, top, out):
+def lift_group(keys, sq, slo, shi, count, narrow, top, out):
     """``out[k]`` = the left answer for ``sq[k]`` from its window ``[slo[k], shi[k]]``, for
-    every k < count with ``live[k] >= 0`` and a window wider than ``narrow`` keys (``out`` is
+    every k < count with ``slo[k] >= 0`` and a window wider than ``narrow`` keys (``out`` is
     none of the other arrays; ``top`` from :func:`wide_top`).
 
     :func:`lift_search` taken one step at a time for all those lookups, each one's next probe
@@ -317,14 +317,14 @@ def lift_group(keys, sq, live, slo, shi, count, narrow, top, out):
     Complexity O(count log top).
     """
     for k in range(count):
-        if live[k] >= 0 and shi[k] - slo[k] > narrow:
+        if slo[k] >= 0 and shi[k] - slo[k] > narrow:
             out[k] = slo[k]
             prefetch(keys, max(min(slo[k] + top, shi[k]) - 1, 0))
     half = top
     while half > 0:
         ahead = half >> 1
         for k in range(count):
-            if live[k] >= 0 and shi[k] - slo[k] > narrow:
+            if slo[k] >= 0 and shi[k] - slo[k] > narrow:
                 b = out[k]
                 hi = shi[k]
                 p = b + half
@@ -334,7 +334,7 @@ def lift_group(keys, sq, live, slo, shi, count, narrow, top, out):
                 prefetch(keys, max(min(b + ahead, hi) - 1, 0))
         half = ahead
     for k in range(count):
-        if live[k] >= 0 and shi[k] - slo[k] > narrow:
+        if slo[k] >= 0 and shi[k] - slo[k] > narrow:
             out[k] = leave_window(keys, sq[k], out[k], slo[k], shi[k], False)
 
 
@@ -361,9 +361,9 @@ def search_group(keys, sq, spos, slo, shi, count, out, start, mode, method, top)
                     prefetch(keys, i)
                     i += step
                 prefetch(keys, last)
-        wide = wide_top(slo, slo, shi, count, FULL_PREFETCH_KEYS) if method == SEARCH_BINARY else 0
+        wide = wide_top(slo, shi, count, FULL_PREFETCH_KEYS) if method == SEARCH_BINARY else 0
         if wide > 0:
-            lift_group(keys, sq, slo, slo, shi, count, FULL_PREFETCH_KEYS, wide, spos)
+            lift_group(keys, sq, slo, shi, count, FULL_PREFETCH_KEYS, wide, spos)
             for k in range(count):
                 if slo[k] >= 0 and shi[k] - slo[k] > FULL_PREFETCH_KEYS:
                     out[start + k] = finish(keys, sq[k], spos[k], mode)

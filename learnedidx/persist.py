@@ -333,13 +333,11 @@ def _remove_stale_temps(directory: str, base: str) -> None:
 
 def _alive(pid: int) -> bool:
     """Whether a process with this id runs here (True when that cannot be told)."""
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError, OSError):
+    except (OverflowError, OSError):  # another user's process, or no such id on this OS
         return True
     return True
 

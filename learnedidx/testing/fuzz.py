@@ -102,7 +102,7 @@ def draw_queries(rng, keys: np.ndarray, count: int) -> list:
     return qs[:count + 40]
 
 
-def learned_factories(rng) -> dict:
+def factories(rng) -> dict:
     """Index constructors with random configurations, by name."""
     from learnedidx import PGM, RMI, RadixSpline
 
@@ -178,18 +178,19 @@ def check_dynamic(rng, keys, counts):
             for k, v in zip(batch.tolist(), vals.tolist()):
                 ref[k] = v
         elif op < 0.6:
-            counts.add("writes", idx.delete(batch, missing="ignore"))
+            idx.delete(batch, missing="ignore")
             for k in set(batch.tolist()):
                 ref.pop(k, None)
         else:
-            for k in batch[:20].tolist():
+            batch = batch[:20]  # one key a call
+            for k in batch.tolist():
                 if rng.random() < 0.7:
                     idx[k] = 7
                     ref[k] = 7
                 elif k in ref:
                     del idx[k]
                     del ref[k]
-        counts.add("writes", len(batch))
+        counts.add("writes", len(batch))  # keys this round offered to writes
     order = sorted(ref)
     expected_keys = np.array(order, dtype=uniq.dtype)
     if not np.array_equal(idx.keys, expected_keys) or idx.values.tolist() != [ref[k] for k in order]:
@@ -260,10 +261,10 @@ def worker(seed: int, seconds: float, out_path: str) -> None:
         while time.monotonic() < deadline:
             keys = draw_keys(rng)
             values = np.arange(len(keys), dtype=np.int64) * 3 + 1
-            factories = learned_factories(rng)
+            builders = factories(rng)
             saveable = set(registered().values())
             qs = draw_queries(rng, keys, 60)
-            for name, factory in factories.items():
+            for name, factory in builders.items():
                 try:
                     check_index(factory, keys, values, qs if len(keys) <= 5000 else qs[:80])
                     counts.add("query values", len(qs) if len(keys) <= 5000 else 80)
