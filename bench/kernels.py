@@ -10,8 +10,8 @@ against the interleaved BTree: the measurements behind ``RMIConfig.variant``.
 
 ``python -m bench.kernels search --dataset words_prefix8_uint64 --threads 1``: the last-mile
 search of each learned index's predicted windows (RMI, PGM and RadixSpline at their defaults),
-one window after another against the lock-step groups of ``_search.lift_group``: the
-measurements behind ``_search.search_group``.
+one window after another against ``_search.search_group``'s lock-step groups: the measurements
+behind ``_search.search_group``.
 
 ``python -m bench.kernels sorted --n 100M --threads 2``: sorted batches of several densities
 m/n, the galloping path of :mod:`learnedidx._sorted` against the batch paths of RMI, BTree and
@@ -212,15 +212,22 @@ def _windows_in_turn(keys, queries, lo, hi, out):
 
 
 @njit(nogil=True, cache=True)
-def _windows_lockstep(keys, queries, lo, hi, out):
-    """Groups of GROUP windows searched in lock-step by ``_search.lift_group``."""
+def windows_lockstep(keys, queries, lo, hi, out, mode, method):
+    """Groups of GROUP windows searched by ``_search.search_group``, as the batch kernels do;
+    ``lo[i] < 0`` skips query i (``out[i]`` untouched)."""
     m = queries.shape[0]
+    sq = np.empty(GROUP, queries.dtype)
+    spos = np.empty(GROUP, np.int64)
+    slo = np.empty(GROUP, np.int64)
+    shi = np.empty(GROUP, np.int64)
     for g in range(0, m, GROUP):
         count = min(m, g + GROUP) - g
-        wlo = lo[g:g + count]
-        whi = hi[g:g + count]
-        top = S.wide_top(wlo, whi, count, -1)
-        S.lift_group(keys, queries[g:g + count], wlo, whi, count, -1, top, out[g:g + count])
+        for k in range(count):
+            sq[k] = queries[g + k]
+            spos[k] = max(lo[g + k], 0)
+            slo[k] = lo[g + k]
+            shi[k] = hi[g + k]
+        S.search_group(keys, sq, spos, slo, shi, count, out, g, mode, method)
 
 
 def window_search(args) -> None:
@@ -234,7 +241,7 @@ def window_search(args) -> None:
         print(f"{name}: windows median {np.median(width):.0f}, p99 {np.percentile(width, 99):.0f}, "
               f"max {width.max()} keys")
         candidates[f"{name} in turn"] = lambda lo=lo, hi=hi: _windows_in_turn(keys, queries, lo, hi, out)
-        candidates[f"{name} lock-step"] = lambda lo=lo, hi=hi: _windows_lockstep(keys, queries, lo, hi, out)
+        candidates[f"{name} lock-step"] = lambda lo=lo, hi=hi: windows_lockstep(keys, queries, lo, hi, out, 0, S.SEARCH_BINARY)
     _verify(candidates, out, expected)
     _report(candidates, args, len(keys), len(queries), "RMI in turn", "")
 

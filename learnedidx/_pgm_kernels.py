@@ -35,6 +35,7 @@ from ._search import (
     NEEDS_SEARCH,
     search_group,
     search_in_window,
+    step_class,
 )
 
 META_N = 0
@@ -356,7 +357,7 @@ def _lookup_range_loop(meta, seg_keys, params, keys, queries, out, mode, start, 
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_group(meta, seg_keys, params, keys, queries, out, mode, start, end, top, sq, ss, spos, slo, shi):
+def _lookup_range_group(meta, seg_keys, params, keys, queries, out, mode, start, end, sq, ss, spos, slo, shi):
     """Answer ``queries[start:end]`` in groups of GROUP lookups that advance level by level in
     lock-step: each level's windows are prefetched one phase before they are searched, and
     each chosen segment's record one phase before it predicts. The key array is not empty."""
@@ -385,17 +386,16 @@ def _lookup_range_group(meta, seg_keys, params, keys, queries, out, mode, start,
                     prefetch(seg_keys, off + min(lo, cnt - 1))
                     prefetch(seg_keys, off + max(hi - 1, 0))
             below = seg_keys[off:off + cnt]
+            step_class(below, sq, slo, ss, shi, count, -1, cnt, spos, ss)
             for k in range(count):
                 if slo[k] >= 0:
-                    q = sq[k]
-                    lb = search_in_window(below, q, spos[k], ss[k], shi[k], SEARCH_BINARY, 0)
-                    s = off + _containing(below, q, lb)
+                    s = off + _containing(below, sq[k], ss[k])
                     ss[k] = s
                     prefetch(params, 2 * s)
         for k in range(count):
             if slo[k] >= 0:
                 spos[k], slo[k], shi[k] = key_window(meta, seg_keys, params, sq[k], ss[k])
-        search_group(keys, sq, spos, slo, shi, count, out, g, mode, SEARCH_BINARY, top)
+        search_group(keys, sq, spos, slo, shi, count, out, g, mode, SEARCH_BINARY)
 
 
 @njit(**_JIT)
@@ -411,7 +411,7 @@ def lookup_batch(meta, seg_keys, params, keys, queries, out, mode, interleaved, 
     spos = np.empty(GROUP, dtype=np.int64)
     slo = np.empty(GROUP, dtype=np.int64)
     shi = np.empty(GROUP, dtype=np.int64)
-    _lookup_range_group(meta, seg_keys, params, keys, queries, out, mode, 0, m, top, sq, ss, spos, slo, shi)
+    _lookup_range_group(meta, seg_keys, params, keys, queries, out, mode, 0, m, sq, ss, spos, slo, shi)
 
 
 @njit(parallel=True, **_JIT)

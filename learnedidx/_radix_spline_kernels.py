@@ -46,6 +46,7 @@ from ._search import (
     prepare_query,
     search_group,
     search_in_window,
+    step_group,
 )
 
 N = 0
@@ -242,39 +243,49 @@ def _lookup_range_loop(meta, table, spline, keys, queries, out, mode, start, end
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_group(meta, table, spline, keys, queries, out, mode, start, end, top, sq, spos, slo, shi):
+def _lookup_range_group(meta, table, spline, keys, queries, out, mode, start, end, sq, simg, spos, slo, shi):
     """Answer ``queries[start:end]`` in groups of GROUP lookups that advance in lock-step.
 
     Per group: answer what the key array's ends decide; route every other query through the
-    radix table and prefetch the spline points it will search; find each segment, interpolate
-    and prefetch every line of the window; then search the windows (:func:`search_group`).
-    Each phase reads what the one before requested. The key array is not empty (caller's check).
-    (Halving all the group's buckets in lock-step, a prefetch a step, was 1.2-1.3x slower at
-    10M-30M lognormal keys, spline in cache, and 1.3x faster only at 100M.)
+    radix table; search the group's buckets of spline points in lock-step
+    (:func:`learnedidx._search.step_group`); interpolate and prefetch each window's lines; then
+    search the windows (:func:`search_group`). The key array is not empty (caller's check).
     """
     plan = read_plan(meta)
     first = keys[0]
     last = keys[keys.shape[0] - 1]
+    images = spline[0::2]
+    points = images.shape[0]
     for g in range(start, end, GROUP):
         stop = min(end, g + GROUP)
         count = stop - g
         prepare_group(keys, queries, out, g, stop, mode, first, last, sq, slo)
+        widest = 0
         for k in range(count):
             if slo[k] >= 0:
-                a, b = radix_range(plan, table, offset_of(plan, key_image(sq[k])))
+                d = offset_of(plan, key_image(sq[k]))
+                simg[k] = plan.min_image + d
+                a, b = radix_range(plan, table, d)
                 spos[k] = a
-                shi[k] = b
+                widest = max(widest, b - a)
                 prefetch_points(spline, a, b)
+            else:
+                simg[k] = 0
+                spos[k] = 0
+        length = max(min(widest, points), 1)
+        for k in range(count):
+            spos[k] = min(spos[k], points - length)
+        step_group(images, simg, count, length, spos)
         for k in range(count):
             if slo[k] >= 0:
-                img = plan.min_image + offset_of(plan, key_image(sq[k]))
-                s = segment_of(plan, spline_lower_bound(spline, img, spos[k], shi[k]))
+                img = simg[k]
+                s = segment_of(plan, spos[k])
                 p, a, b = window_of(plan, _clamp_index(interpolate(spline, s, img), plan.n))
                 spos[k] = p
                 slo[k] = a
                 shi[k] = b
                 prefetch_lines(keys, a, b)
-        search_group(keys, sq, spos, slo, shi, count, out, g, mode, SEARCH_BINARY, top)
+        search_group(keys, sq, spos, slo, shi, count, out, g, mode, SEARCH_BINARY)
 
 
 @njit(**_JIT)
@@ -287,10 +298,11 @@ def lookup_batch(meta, spline, keys, queries, out, mode, variant, top):
         _lookup_range_loop(meta, table, spline, keys, queries, out, mode, 0, m, top)
         return
     sq = np.empty(GROUP, dtype=keys.dtype)
+    simg = np.empty(GROUP, dtype=np.uint64)
     spos = np.empty(GROUP, dtype=np.int64)
     slo = np.empty(GROUP, dtype=np.int64)
     shi = np.empty(GROUP, dtype=np.int64)
-    _lookup_range_group(meta, table, spline, keys, queries, out, mode, 0, m, top, sq, spos, slo, shi)
+    _lookup_range_group(meta, table, spline, keys, queries, out, mode, 0, m, sq, simg, spos, slo, shi)
 
 
 @njit(parallel=True, **_JIT)

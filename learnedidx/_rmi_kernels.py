@@ -343,7 +343,7 @@ def _lookup_range_loop(meta, params, pbits, hkeys, hpos, keys, queries, out, mod
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_group(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, top, sq, sleaf, spos,
+def _lookup_range_group(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, sq, sleaf, spos,
                         slo, shi):
     """Answer ``queries[start:end]`` in groups of GROUP lookups that advance in lock-step.
 
@@ -377,7 +377,7 @@ def _lookup_range_group(meta, params, pbits, hkeys, hpos, keys, queries, out, mo
             slo[k] = a
             shi[k] = b
             prefetch_window(keys, a, b)
-        search_group(keys, sq, spos, slo, shi, stop - g, out, g, mode, plan.method, top)
+        search_group(keys, sq, spos, slo, shi, stop - g, out, g, mode, plan.method)
 
 
 @njit(inline="always", **_JIT)
@@ -504,7 +504,7 @@ def _lookup_range(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, st
     c = np.empty(width, dtype=np.int64)
     if variant == VARIANT_GROUP:
         d = np.empty(width, dtype=np.int64)
-        _lookup_range_group(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, top, sq, a, b, c, d)
+        _lookup_range_group(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, sq, a, b, c, d)
     else:
         sstate = np.empty(slots, dtype=np.int64)
         _lookup_range_amac(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, top, sq, a, b, c,

@@ -25,13 +25,9 @@ SEARCHES = {"binary": SEARCH_BINARY, "linear": SEARCH_LINEAR, "exponential": SEA
 #: kernel; a numpy scalar global is typed int64.
 ZERO = np.int64(0)
 
-#: Out of cache, :func:`search_group` prefetches every line of a window at most this many keys
-#: wide and then searches it from cache; wider windows step in lock-step, a prefetch a step.
-FULL_PREFETCH_KEYS = 64
-#: Key arrays beyond this many bytes (a core's L2 here) have their windows prefetched and the
-#: wide ones searched in lock-step by :func:`search_group`; in L2, one search after another
-#: with no prefetch was up to 1.5x faster.
-LOCKSTEP_BYTES = 2 << 20
+#: :func:`search_group` searches the windows up to this many keys wide over one common length;
+#: a group's wider windows step apart, so that one of them does not lengthen every search.
+WIDE_KEYS = 256
 LIFT_MAX = 255  #: widest window searched by fixed-step lifting (8 steps); wider ones by binary search
 
 #: Options of the small helpers inlined into kernels (the caller's reference-counting setting
@@ -288,87 +284,85 @@ def prepare_group(keys, queries, out, start, stop, mode, first, last, sq, slo):
 
 
 @njit(inline="always", **_JIT)
-def wide_top(slo, shi, count, narrow):
-    """The ``top`` of :func:`lift_search` for the widest window ``[slo[k], shi[k]]`` wider
-    than ``narrow`` keys among the live lookups (``slo[k] >= 0``) of a group: the largest
-    power of two not above its width, 0 when there is none. Complexity O(count)."""
-    widest = 0
-    for k in range(count):
-        if slo[k] >= 0 and shi[k] - slo[k] > narrow:
-            widest = max(widest, shi[k] - slo[k])
-    top = 0
-    if widest > 0:
-        top = 1
-        while 2 * top <= widest:
-            top *= 2
-    return top
+def step_group(keys, sq, count, length, bases):
+    """Lock-step binary search over windows of one length: ``bases[k]`` (a window start with
+    ``bases[k] + length <= n``) becomes the number of keys < ``sq[k]`` in
+    ``keys[:bases[k] + length]``, counted from ``bases[k]``, for every k < count.
 
-
-@njit(inline="always", **_JIT)
-def lift_group(keys, sq, slo, shi, count, narrow, top, out):
-    """``out[k]`` = the left answer for ``sq[k]`` from its window ``[slo[k], shi[k]]``, for
-    every k < count with ``slo[k] >= 0`` and a window wider than ``narrow`` keys (``out`` is
-    none of the other arrays; ``top`` from :func:`wide_top`).
-
-    :func:`lift_search` taken one step at a time for all those lookups, each one's next probe
-    prefetched as it steps, then verified against the window's neighbours
-    (:func:`leave_window`): every lookup takes the same steps and their probes are in flight
-    together, where a search after another waits on each of its probes in turn.
-    Complexity O(count log top).
+    Each lookup halves the same length at the same step, and prefetches its next probe as it
+    steps: the group's probes are in flight together, and the fixed trip count leaves no
+    branch to mispredict. Complexity O(count log length).
     """
     for k in range(count):
-        if slo[k] >= 0 and shi[k] - slo[k] > narrow:
-            out[k] = slo[k]
-            prefetch(keys, max(min(slo[k] + top, shi[k]) - 1, 0))
-    half = top
-    while half > 0:
-        ahead = half >> 1
+        prefetch(keys, bases[k] + (length >> 1))
+    while length > 1:
+        half = length >> 1
+        length -= half
+        ahead = length >> 1
         for k in range(count):
-            if slo[k] >= 0 and shi[k] - slo[k] > narrow:
-                b = out[k]
-                hi = shi[k]
-                p = b + half
-                take = (p <= hi) & (keys[max(min(p, hi) - 1, 0)] < sq[k])
-                b = select_unpredictable(take, p, b)
-                out[k] = b
-                prefetch(keys, max(min(b + ahead, hi) - 1, 0))
-        half = ahead
-    for k in range(count):
-        if slo[k] >= 0 and shi[k] - slo[k] > narrow:
-            out[k] = leave_window(keys, sq[k], out[k], slo[k], shi[k], False)
+            b = bases[k]
+            b = select_unpredictable(keys[b + half] < sq[k], b + half, b)
+            bases[k] = b
+            prefetch(keys, b + ahead)
+    if length == 1:
+        for k in range(count):
+            b = bases[k]
+            bases[k] = select_unpredictable(keys[b] < sq[k], b + 1, b)
 
 
 @njit(inline="always", **_JIT)
-def search_group(keys, sq, spos, slo, shi, count, out, start, mode, method, top):
+def search_group(keys, sq, spos, slo, shi, count, out, start, mode, method):
     """The last phase of a lock-step group: search every live window ``[slo[k], shi[k]]``
-    (``slo[k] >= 0``) and put the answers in ``out[start + k]``.
+    (``slo[k] >= 0``) and put the answers in ``out[start + k]``. ``spos``: the predicted
+    positions (the exponential method starts from them), overwritten.
 
-    Keys within ``LOCKSTEP_BYTES`` are searched one window after another
-    (:func:`search_in_window`, ``method`` and ``top`` as there). Past it, narrow windows have
-    all their lines prefetched and are searched in turn, and with the binary method the wide
-    ones step together, a prefetch a step (:func:`lift_group`: 1.5-2.3x faster than in turn,
-    ``python -m bench.kernels search``). Complexity O(count log(widest window)).
+    With the binary method the windows are searched in lock-step (:func:`step_class`), those
+    up to ``WIDE_KEYS`` wide apart from the wider ones; other methods search one window after
+    another. In and out of cache the lock-step was 1.2-4.2x faster than one search after
+    another (``python -m bench.kernels search``). Complexity O(count log(widest window)).
     """
-    n = keys.shape[0]
-    if n * keys.itemsize > LOCKSTEP_BYTES:
-        step = max(1, 64 // keys.itemsize)  # keys a cache line
+    if method != SEARCH_BINARY:
         for k in range(count):
-            if slo[k] >= 0 and shi[k] - slo[k] <= FULL_PREFETCH_KEYS:
-                # Every line of the window, its verifying neighbours included.
-                i = max(slo[k] - 1, 0)
-                last = min(shi[k], n - 1)
-                while i <= last:
-                    prefetch(keys, i)
-                    i += step
-                prefetch(keys, last)
-        wide = wide_top(slo, shi, count, FULL_PREFETCH_KEYS) if method == SEARCH_BINARY else 0
-        if wide > 0:
-            lift_group(keys, sq, slo, shi, count, FULL_PREFETCH_KEYS, wide, spos)
-            for k in range(count):
-                if slo[k] >= 0 and shi[k] - slo[k] > FULL_PREFETCH_KEYS:
-                    out[start + k] = finish(keys, sq[k], spos[k], mode)
-                    slo[k] = -1  # answered
+            if slo[k] >= 0:
+                q = sq[k]
+                out[start + k] = finish(keys, q, search_window(keys, q, spos[k], slo[k], shi[k], False, method),
+                                        mode)
+        return
+    answers = out[start:start + count]
+    step_class(keys, sq, slo, slo, shi, count, -1, WIDE_KEYS, spos, answers)
+    step_class(keys, sq, slo, slo, shi, count, WIDE_KEYS, keys.shape[0], spos, answers)
     for k in range(count):
         if slo[k] >= 0:
-            q = sq[k]
-            out[start + k] = finish(keys, q, search_in_window(keys, q, spos[k], slo[k], shi[k], method, top), mode)
+            answers[k] = finish(keys, sq[k], answers[k], mode)
+
+
+@njit(inline="always", **_JIT)
+def step_class(keys, sq, live, slo, shi, count, narrower, widest, bases, answers):
+    """``answers[k]`` = the left answer for ``sq[k]`` from its window ``[slo[k], shi[k]]``, for
+    every live lookup (``live[k] >= 0``) whose window is wider than ``narrower`` keys and at
+    most ``widest``; ``bases`` is scratch, and ``answers`` may be ``slo``.
+
+    One :func:`step_group` over the class's widest window, each window's start moved left where
+    the array ends; each answer is then clamped to its window and verified against the window's
+    neighbours (:func:`leave_window`), so it is exact whether the window held it or not. The
+    other lookups step from 0 alongside, their answers ignored: no branch a step.
+    Complexity O(count log(widest window of the class)).
+    """
+    n = keys.shape[0]
+    longest = -1
+    for k in range(count):
+        w = shi[k] - slo[k]
+        if live[k] >= 0 and narrower < w <= widest:
+            longest = max(longest, w)
+    if longest < 0:
+        return
+    length = max(min(longest, n), 1)  # [base, base + length] then holds each window
+    for k in range(count):
+        w = shi[k] - slo[k]
+        bases[k] = min(slo[k], n - length) if live[k] >= 0 and narrower < w <= widest else 0
+    step_group(keys, sq, count, length, bases)
+    for k in range(count):
+        lo = slo[k]
+        hi = shi[k]
+        if live[k] >= 0 and narrower < hi - lo <= widest:
+            answers[k] = leave_window(keys, sq[k], min(max(bases[k], lo), hi), lo, hi, False)

@@ -218,11 +218,8 @@ class RadixSpline(LearnedIndex):
 
     @property
     def batch_variant(self) -> str:
-        """The batch kernel, e.g. ``"group x32, lifting 7 steps"``."""
-        if not self.config.interleaved:
-            return "loop"
-        steps = f"lifting {self._top.bit_length()} steps" if self._top else "binary"
-        return f"group x{K.GROUP}, {steps}"
+        """The batch kernel: ``"group x32"`` (lookups in lock-step) or ``"loop"``."""
+        return f"group x{K.GROUP}" if self.config.interleaved else "loop"
 
     def _scalar_kernel(self):
         arrays = (self._meta, self._spline, self._keys)

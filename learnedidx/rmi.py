@@ -19,7 +19,7 @@ _MAX_MODELS = 1 << 28
 _MAX_INNER = 4096
 _MAX_WINDOW = 1 << 30
 _INT32 = (-(2**31), 2**31 - 1)
-#: Key arrays up to this size take the group variant whatever their windows (``RMIConfig.variant``):
+#: Key arrays up to this size take the group variant whatever their search (``RMIConfig.variant``):
 #: their searches hit cache, where AMAC's per-step dispatch costs more than the misses it overlaps.
 CACHE_RESIDENT_BYTES = 4 << 20
 
@@ -55,46 +55,15 @@ class RMIConfig:
             together instead of one after another (3-5x faster on key sets larger than the
             cache). False runs one lookup after another, as a scalar loop would.
         variant: how batches interleave (see :mod:`learnedidx._rmi_kernels`): ``"group"``
-            (32 lookups in lock-step phases; windows searched by fixed-step lifting),
+            (32 lookups in lock-step phases, their windows searched in lock-step too),
             ``"amac"`` (``slots`` independent state machines; wide windows halved one
-            prefetched step at a time) or ``"auto"`` (the default): ``"group"`` when 99% of
-            the keys' windows are narrower than 32 keys (four cache lines, fetched at once) or
-            the keys take at most ``CACHE_RESIDENT_BYTES`` (4 MiB), else ``"amac"``. Measured
-            on lognormal keys, 1M random lookups, one thread
-            (``python -m bench.kernels rmi --n 100M --threads 1``; a 2-vCPU Intel Xeon VM,
-            kernels without reference counting), ns/lookup:
-
-            ============  ========  ======  =====  ======  ======  =====
-            keys          per leaf  loop    group  amac 8  amac16  BTree
-            ============  ========  ======  =====  ======  ======  =====
-            10M           128       362     111    120     109     165
-            10M           2048      648     337    187     178     165
-            100M          128       372     135    167     171     207
-            100M          2048      627     363    233     234     207
-            ============  ========  ======  =====  ======  ======  =====
-
-            Wide windows need AMAC (halving steps that each prefetch); on narrow ones the group
-            variant is level with it or faster. On key arrays that stay in cache the group
-            variant wins whatever the windows (AMAC pays a dispatch per search step for misses
-            that do not happen), up to 2.5x; on larger ones AMAC wins on wide windows. Group
-            against AMAC x16, ns/lookup, one thread (``python -m bench.kernels rmi --dataset
-            NAME --threads 1``, the real sets of ``../shared/datasets``; p99: the 99th
-            percentile window):
-
-            ============================  =====  ======  =====  ====
-            keys                          MB     p99     group  amac
-            ============================  =====  ======  =====  ====
-            git_commit_ts (real)          1.3    245     39     83
-            geonames_cities_s2 (real)     1.1    725     43     100
-            words_prefix8 (real)          3.1    6268    90     116
-            babynames_prop, 2048 per leaf 0.8    1036    39     98
-            lognormal 1M, 2048 per leaf   7.6    159199  125    106
-            geolite2_city_ipv4 (real)     23     495     132    100
-            lognormal 4M, 2048 per leaf   31     708     172    92
-            ============================  =====  ======  =====  ====
+            prefetched step at a time) or ``"auto"`` (the default): ``"group"``, except that
+            a ``"linear"`` or ``"exponential"`` search over keys beyond ``CACHE_RESIDENT_BYTES``
+            takes ``"amac"`` (the group searches those windows one after another). With the
+            binary search the group was level with AMAC or faster on every set measured, up to 2.5x
+            (``python -m bench.kernels rmi --dataset NAME --threads 1``; docs/design.md).
         slots: state machines of the ``"amac"`` variant. 8, 16 and 32 came within 15% of each
-            other in the runs above (``bench.kernels`` also times 32): enough misses in flight,
-            few enough to stay in L1.
+            other (``bench.kernels rmi``): enough misses in flight, few enough to stay in L1.
         max_window: widest window, in keys, that a leaf's line may leave to the last-mile
             search (None: no bound). A leaf whose measured window is wider (a step, a cluster
             or a gap inside it) becomes *hybrid* (Kraska et al. 2018, section 3.3): a sorted
@@ -327,13 +296,12 @@ class RMI(LearnedIndex):
 
     @property
     def batch_variant(self) -> str:
-        """The batch kernel used for large batches, e.g. ``"group x32, lifting 5 steps"``."""
+        """The batch kernel used for large batches: ``"group x32"``, ``"amac x16"`` or ``"loop"``."""
         if not self.config.interleaved:
             return "loop"
         if self._variant == K.VARIANT_AMAC:
             return f"amac x{self.config.slots}"
-        steps = f"lifting {self._top.bit_length()} steps" if self._top else "binary"
-        return f"group x{K.GROUP}, {steps}"
+        return f"group x{K.GROUP}"
 
     def _choose_kernels(self) -> None:
         """Set the lifting search's ``top`` and the batch variant from the leaves' windows, and
@@ -341,11 +309,11 @@ class RMI(LearnedIndex):
         for array in self._hybrid:
             array.flags.writeable = False  # one Numba type for every index's kernels
         self._addresses = np.array([address(a) for a in (self._meta, self._params, *self._hybrid)], dtype=np.int64)
-        self._top, p99 = _search_top(self._meta, self._params, self._hybrid, self._keys)
+        self._top = _search_top(self._meta, self._params, self._hybrid, self._keys)
         variant = self.config.variant
         if variant == "auto":
-            wide = p99 >= K.SMALL_WINDOW or self.config.search != "binary"
-            variant = "amac" if wide and self._keys.nbytes > CACHE_RESIDENT_BYTES else "group"
+            turn = self.config.search != "binary"
+            variant = "amac" if turn and self._keys.nbytes > CACHE_RESIDENT_BYTES else "group"
         self._variant = K.VARIANTS[variant]
 
     def _scalar_kernel(self):
@@ -498,19 +466,18 @@ def _windows(meta: np.ndarray, params: np.ndarray, hybrid: tuple, queries: np.nd
     return pos, lo, hi
 
 
-def _search_top(meta: np.ndarray, params: np.ndarray, hybrid: tuple, keys: np.ndarray) -> tuple:
-    """``(top, p99)``: the 99th percentile of the window widths that lookups of the keys see
-    (measured on up to 4096 evenly spaced keys, so leaves weigh by their keys: a radix root
-    puts most keys in a few wide leaves) and the ``top`` of the batch kernels' fixed-step
-    search that fits it; wider windows take a binary search sized to them.
+def _search_top(meta: np.ndarray, params: np.ndarray, hybrid: tuple, keys: np.ndarray) -> int:
+    """The ``top`` of the loop kernels' fixed-step search (:func:`learnedidx._search.lift_top`)
+    that fits the 99th percentile of the window widths lookups of the keys see (measured on
+    up to 4096 evenly spaced keys, so leaves weigh by their keys: a radix root puts most keys
+    in a few wide leaves); wider windows take a binary search sized to them.
     Complexity O(stages * 4096)."""
     n = len(keys)
     if n == 0:
-        return 0, 0
+        return 0
     sample = keys[np.linspace(0, n - 1, min(n, 4096)).astype(np.int64)]
     pos, lo, hi = _windows(meta, params, hybrid, sample)
-    p99 = int(np.percentile(hi - lo, 99))
-    return K.lift_top(p99), p99
+    return K.lift_top(int(np.percentile(hi - lo, 99)))
 
 
 register(RMI, "learnedidx.RMI")

@@ -363,24 +363,26 @@ def test_scalar_methods_taken_before_the_first_query_use_the_fast_path(monkeypat
     assert general == [other, other]
 
 
-def test_auto_variant_takes_group_on_cache_resident_keys_and_amac_on_large_ones_with_wide_windows():
-    """``variant="auto"``: AMAC only pays where the keys miss cache and the windows are wide
-    (measured in RMIConfig.variant's tables); narrow windows take the group variant at any size."""
+def test_auto_variant_takes_group_with_the_binary_search_and_amac_for_other_searches_beyond_cache():
+    """``variant="auto"``: the group variant searches every binary window in lock-step, level
+    with AMAC or faster at any size; other searches go one window after another in a group, so
+    out of cache they take AMAC."""
     from learnedidx.rmi import CACHE_RESIDENT_BYTES
 
     rng = np.random.default_rng(5)
     big = np.unique(rng.lognormal(0, 2, CACHE_RESIDENT_BYTES // 8 + 200_000) * 1e9).astype(np.uint64)
     small = big[:: len(big) // 50_000]
     assert big.nbytes > CACHE_RESIDENT_BYTES >= small.nbytes
-    for keys, wide_variant in ((small, "group"), (big, "amac")):
-        wide = RMI(keys, keys_per_leaf=4096)
+    for keys, other_search in ((small, "group"), (big, "amac")):
+        wide = RMI(keys, keys_per_leaf=4096, max_window=None)
         assert np.percentile(np.subtract(*wide.predict(keys[::97])[2:0:-1]), 99) >= 32
-        assert wide.batch_variant.startswith(wide_variant), (len(keys), wide.batch_variant)
+        assert wide.batch_variant.startswith("group"), (len(keys), wide.batch_variant)
+        gallop = RMI(keys, keys_per_leaf=4096, search="exponential")
+        assert gallop.batch_variant.startswith(other_search), (len(keys), gallop.batch_variant)
         assert RMI(keys, keys_per_leaf=4096, variant="amac").batch_variant.startswith("amac")
         q = keys[rng.integers(0, len(keys), 5000)]
-        assert np.array_equal(wide.lower_bound(q), np.searchsorted(keys, q))
-    evenly = np.arange(len(big), dtype=np.uint64) * np.uint64(7)
-    assert RMI(evenly).batch_variant.startswith("group")  # large, but narrow windows
+        for idx in (wide, gallop):
+            assert np.array_equal(idx.lower_bound(q), np.searchsorted(keys, q))
 
 
 # --- training: runs found by searching on the lines above, against routing every key --------
