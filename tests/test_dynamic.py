@@ -373,7 +373,7 @@ _NARROW = [np.int32, np.uint16, np.int8]
 def test_sort_batch_keeps_the_last_value_of_each_key(dtype):
     """The sort of a write batch: by key, each key with its last value in the batch, on both
     paths (packed words, and the stable argsort when packed keys collide or are floats)."""
-    from learnedidx.dynamic import _sort_batch
+    from learnedidx.dynamic.writing import _sort_batch
 
     rng = np.random.default_rng(21)
     for batch in _batches(dtype, rng):
@@ -405,7 +405,7 @@ def test_batch_sort_keeps_the_last_value_of_each_key(dtype):
 
 
 def _unpacked(keys):
-    from learnedidx import _dynamic_kernels as K
+    from learnedidx.dynamic import _batches as K
 
     packed = np.empty(len(keys), dtype=np.uint64)
     b = K.pack_batch(keys, packed)
@@ -439,7 +439,7 @@ def test_find_sorted_matches_numpy(dtype):
     """The write path's search (a walk of main's samples, then an interpolated guess in a block
     of 64) finds exactly the present keys, at every size around the block edges, serial and on
     two parts; also on clustered keys, where the guesses miss and the whole block is searched."""
-    from learnedidx import _dynamic_kernels as K
+    from learnedidx.dynamic import _batches as K
 
     rng = np.random.default_rng(23)
     for n, clustered in product((1, 2, 63, 64, 65, 128, 129, 1000, 4099), (False, True)):
@@ -793,7 +793,7 @@ def test_scalar_entries_compile_once_per_dtype_even_for_a_get_taken_early(monkey
     """``g = idx.get`` taken before the entry points exist: its first call compiles them, later
     calls and other indexes of the dtype use them (an early get once looked the compiled entry
     up again on every call, ~140 us)."""
-    from learnedidx import dynamic
+    from learnedidx.dynamic import index as dynamic
 
     monkeypatch.setattr(dynamic, "_ENTRY_SLOTS", {})
     calls = []
@@ -808,3 +808,40 @@ def test_scalar_entries_compile_once_per_dtype_even_for_a_get_taken_early(monkey
     other = DynamicRMI(keys + 1, keys)
     assert other.lower_bound(4) == 1 and other.get(4) == 3 and idx.upper_bound(3) == 2
     assert len(calls) == 2  # rank_at and find_at, once
+
+
+#: A DynamicRMI pickled by commit f1fd273, when the class lived in the module learnedidx/dynamic.py:
+#: keys 2, 3, 5, 7, 11 (int64) with values ten times them, then ``d[13] = 130; del d[3]``.
+_PICKLE_BEFORE_PACKAGE = (
+    "gASVjgUAAAAAAACMEmxlYXJuZWRpZHguZHluYW1pY5SMCV91bnBpY2tsZZSTlGgAjApEeW5hbWljUk1JlJOUfZQojA1idWls"
+    "ZF90aW1lX25zlIoFB0YPZQKMCXBvc2l0aW9uc5SJjAdvcHRpb25zlH2UKIwObWVyZ2VfZnJhY3Rpb26URz+pmZmZmZmajAlt"
+    "ZXJnZV9taW6UTQAQjAtidWZmZXJfc2l6ZZRKAAABAIwMcmV0cmFpbl9iaXRzlEc/8AAAAAAAAIwKY2h1bmtfc2l6ZZRLgIwD"
+    "cm1plH2UKIwGc3RhZ2VzlIwGbGluZWFylGgSaBKHlIwQYnJhbmNoaW5nX2ZhY3RvcpROjA1rZXlzX3Blcl9sZWFmlEuAjAZz"
+    "ZWFyY2iUjAZiaW5hcnmUjBJwYXJhbGxlbF90aHJlc2hvbGSUTQBAjAtpbnRlcmxlYXZlZJSIjAd2YXJpYW50lIwEYXV0b5SM"
+    "BXNsb3RzlEsQjAptYXhfd2luZG93lE0AAXV1jAtybWlfb3B0aW9uc5R9lChoEWgSaBJoEoeUaBROaBVLgGgWaBdoGE0AQGgZ"
+    "iGgaaBtoHEsQaB1OdYwJcm1pX3N0YXRzlH2UKIwJbWF4X2Vycm9ylEsBjA5hdmdfbG9nMl9lcnJvcpRHP+MzMzMzMzOMC21l"
+    "YW5fd2luZG93lEdAAAAAAAAAAIwNaHlicmlkX2xlYXZlc5RLAHWMB3RyYWluZWSUfZQojAFulEsFaCRHP+MzMzMzMzN1dX2U"
+    "KIwEa2V5c5SMFm51bXB5Ll9jb3JlLm11bHRpYXJyYXmUjAxfcmVjb25zdHJ1Y3SUk5SMBW51bXB5lIwHbmRhcnJheZSTlEsA"
+    "hZRDAWKUh5RSlChLAUsFhZRoL4wFZHR5cGWUk5SMAmk4lImIh5RSlChLA4wBPJROTk5K/////0r/////SwB0lGKJQygCAAAA"
+    "AAAAAAMAAAAAAAAABQAAAAAAAAAHAAAAAAAAAAsAAAAAAAAAlHSUYowGdmFsdWVzlGguaDFLAIWUaDOHlFKUKEsBSwWFlGg7"
+    "iUMoFAAAAAAAAAAeAAAAAAAAADIAAAAAAAAARgAAAAAAAABuAAAAAAAAAJR0lGKMBG1ldGGUaC5oMUsAhZRoM4eUUpQoSwFL"
+    "D4WUaDuJQ3gDAAAAAAAAAAUAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAEAAAAAAAAAAAAAAAAAAAAEAAAAAAAAAAAAAAAAAAAA"
+    "AQAAAAAAAAAEAAAAAAAAAAQAAAAAAAAAAAAAAAAAAAABAAAAAAAAAAgAAAAAAAAABAAAAAAAAACUdJRijAZwYXJhbXOUaC5o"
+    "MUsAhZRoM4eUUpQoSwFLDIWUaDiMAmY4lImIh5RSlChLA2g8Tk5OSv////9K/////0sAdJRiiUNgAgAAAAAAAAAAAAAAAAC2"
+    "PzQzMzMzM7c/AAAAAAAAAAACAAAAAAAAAAAAAAAAALY/NDMzMzMztz8AAAAAAAAAAAIAAAAAAAAAAAAAAACA2z8AAAAAAADd"
+    "PwAAAAACAAAAlHSUYowJcnVuX3N0YXJ0lGguaDFLAIWUaDOHlFKUKEsBSwKFlGg7iUMQAAAAAAAAAAAFAAAAAAAAAJR0lGKM"
+    "CHJ1bl9sZWFmlGguaDFLAIWUaDOHlFKUKEsBSwGFlGg7iUMIAAAAAAAAAACUdJRijAp0b21ic3RvbmVzlGguaDFLAIWUaDOH"
+    "lFKUKEsBSwGFlGg7iUMIAQAAAAAAAACUdJRijApkZWx0YV9rZXlzlGguaDFLAIWUaDOHlFKUKEsBSwGFlGg7iUMIDQAAAAAA"
+    "AACUdJRijAxkZWx0YV92YWx1ZXOUaC5oMUsAhZRoM4eUUpQoSwFLAYWUaDuJQwiCAAAAAAAAAJR0lGJ1h5RSlC4="
+)
+
+
+def test_a_pickle_made_before_the_package_still_loads():
+    import base64
+
+    idx = pickle.loads(base64.b64decode("".join(_PICKLE_BEFORE_PACKAGE)))
+    idx._check()
+    assert isinstance(idx, DynamicRMI)
+    assert idx.keys.tolist() == [2, 5, 7, 11, 13]
+    assert idx.values.tolist() == [20, 50, 70, 110, 130]
+    assert idx.lower_bound(6) == 2 and idx.get(3) is None

@@ -1,0 +1,250 @@
+"""Batch reads (main's RMI, then the delta) and the merged rows of main and delta (pure Numba)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .. import _rmi_kernels as R
+from .._intrinsics import LEAN_JIT, prefetch
+from .._search import ZERO, search_window
+from ._directory import dir_range, d_locate_in
+from ._layout import BLOCK_SHIFT, DIR_SHIFT, K_CHUNKS, JIT
+from ._tombstones import t_below, t_test
+
+
+@njit(**LEAN_JIT)  # not inlined: one compiled copy for _lookup_range and _rank_range
+def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, hi):
+    """Main ranks of ``queries[g:top]`` (mode 0: keys < q, 1: keys <= q) into ``pos``.
+
+    The phases of the group variant of :func:`learnedidx._rmi_kernels.lookup_batch`: route every query
+    and prefetch its leaf record, then compute the windows and prefetch their keys, then
+    search; each phase's loads were requested a phase earlier.
+    """
+    n = mk.shape[0]
+    pbits = params.view(np.int64)
+    plan = R.routing_plan(meta, params, pbits, meta[0] - 1)
+    for i in range(g, top):
+        x = i - g
+        q, answer = R.prepare_query(mk, queries[i], mode)
+        qbuf[x] = q
+        if answer != R.NEEDS_SEARCH:
+            pos[x] = answer
+            leaf[x] = -1
+            continue
+        j = R.plan_route(plan, meta, params, pbits, q)
+        leaf[x] = j
+        prefetch(params, plan.leaf_base + j * R.LINEAR_WIDTH)
+    for x in range(top - g):
+        if leaf[x] < 0:
+            continue
+        p, a, b = R.leaf_window(plan, params, pbits, qbuf[x], leaf[x])
+        pos[x] = p
+        lo[x] = a
+        hi[x] = b
+        prefetch(mk, min(a, n - 1))
+        prefetch(mk, min((a + b) >> 1, n - 1))
+        prefetch(mk, max(b - 1, 0))
+    for x in range(top - g):
+        if leaf[x] >= 0:
+            pos[x] = search_window(mk, qbuf[x], pos[x], lo[x], hi[x], False, plan.method)
+
+
+@njit(inline="always", **LEAN_JIT)
+def _prefetch_delta(use_dir, dirs, dk, order, k, r, n, x, lo, hi):
+    """Prefetch the delta chunk where keys between main ranks r - 1 and r sit (the directory
+    entries were prefetched a phase earlier); keep the order-slot range in lo/hi[x]."""
+    cap_c = dk.shape[1]
+    a, b = dir_range(use_dir, dirs, r, n, k * cap_c)
+    lo[x] = a
+    hi[x] = b
+    o1 = a // cap_c
+    if use_dir and o1 < k:
+        prefetch(dk.reshape(dk.size), order[o1] * cap_c + a - o1 * cap_c)
+
+
+@njit(inline="always", **LEAN_JIT)
+def _prefetch_dirs(use_dir, dirs, r, n):
+    if use_dir:
+        if r > 0:
+            prefetch(dirs, (r - 1) >> DIR_SHIFT)
+        if r < n:
+            prefetch(dirs, (r >> DIR_SHIFT) + 1)
+
+
+@njit(**LEAN_JIT)
+def _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
+                  queries, out, found, start, stop, qbuf, leaf, pos, lo, hi):
+    """Values of ``queries[start:stop]``, GROUP lookups at a time in lock-step: the main
+    search (:func:`_search_group`), then a main hit prefetches its value and tombstone word,
+    a miss the directory entries around its rank and then the delta chunk they point to, and
+    the last phase reads what was prefetched. ``qbuf ... hi``: scratch of :func:`_group_scratch`."""
+    n = mk.shape[0]
+    k = st[K_CHUNKS]
+    for g in range(start, stop, R.GROUP):
+        top = min(stop, g + R.GROUP)
+        _search_group(meta, params, mk, queries, g, top, ZERO, qbuf, leaf, pos, lo, hi)
+        for x in range(top - g):
+            r = pos[x]
+            if r < n and mk[r] == qbuf[x]:
+                leaf[x] = 1
+                prefetch(mv, r)
+                if has_tombstones:
+                    prefetch(tbits, r >> 6)
+            else:
+                leaf[x] = 0
+                if k:
+                    _prefetch_dirs(use_dir, dirs, r, n)
+        if k:
+            for x in range(top - g):
+                if leaf[x] == 0:
+                    _prefetch_delta(use_dir, dirs, dk, order, k, pos[x], n, x, lo, hi)
+        for x in range(top - g):
+            i = g + x
+            found[i] = False
+            out[i] = 0
+            if leaf[x] == 1:
+                r = pos[x]
+                if not has_tombstones or not t_test(tbits, r):
+                    found[i] = True
+                    out[i] = mv[r]
+            elif k:
+                q = qbuf[x]
+                o, j = d_locate_in(dk, dn, order, dmax, k, lo[x], hi[x], q, False)
+                if o < k:
+                    c = order[o]
+                    if j < dn[c] and dk[c, j] == q:
+                        found[i] = True
+                        out[i] = dv[c, j]
+
+
+@njit(**LEAN_JIT)
+def _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
+                queries, right, out, start, stop, qbuf, leaf, pos, lo, hi):
+    """Ranks of ``queries[start:stop]`` (keys < q, or <= q when right): the main search, then
+    prefetches of the tombstone counts and of the delta chunk, as in :func:`_lookup_range`."""
+    n = mk.shape[0]
+    k = st[K_CHUNKS]
+    mode = 1 if right else 0
+    for g in range(start, stop, R.GROUP):
+        top = min(stop, g + R.GROUP)
+        _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, hi)
+        for x in range(top - g):
+            r = pos[x]
+            if has_tombstones:
+                prefetch(tcum, r >> BLOCK_SHIFT)
+                prefetch(tbits, r >> 6)
+            if k:
+                _prefetch_dirs(use_dir, dirs, r, n)
+        if k:
+            for x in range(top - g):
+                _prefetch_delta(use_dir, dirs, dk, order, k, pos[x], n, x, lo, hi)
+        for x in range(top - g):
+            i = g + x
+            r = pos[x]
+            rank = r
+            if has_tombstones:
+                rank -= t_below(tbits, tcum, r)
+            if k:
+                o, j = d_locate_in(dk, dn, order, dmax, k, lo[x], hi[x], queries[i], right)
+                rank += dcum[o] + j
+            out[i] = rank
+
+
+@njit(inline="always", **JIT)
+def _group_scratch(mk):
+    """Scratch of one chunk of the phased kernels: GROUP queries, leaves, positions, windows."""
+    return (np.empty(R.GROUP, dtype=mk.dtype), np.empty(R.GROUP, dtype=np.int64), np.empty(R.GROUP, dtype=np.int64),
+            np.empty(R.GROUP, dtype=np.int64), np.empty(R.GROUP, dtype=np.int64))
+
+
+@njit(**JIT)
+def lookup_batch(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
+                 queries, out, found):
+    """``(out[i], found[i])``: the value of key queries[i] among main and the delta, in one pass
+    (see :func:`_lookup_range`). Complexity O(m (stages + log window + log(delta keys in
+    range)))."""
+    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
+    _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
+                  queries, out, found, ZERO, queries.shape[0], qbuf, leaf, pos, lo, hi)
+
+
+@njit(parallel=True, **JIT)
+def lookup_batch_parallel(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax,
+                          st, queries, out, found):
+    """:func:`lookup_batch` split into chunks over the Numba thread pool (each chunk calls the
+    serial kernel on its slices: one compiled body for both)."""
+    m = queries.shape[0]
+    for c in prange((m + R.CHUNK - 1) // R.CHUNK):
+        a = c * R.CHUNK
+        b = min(m, a + R.CHUNK)
+        lookup_batch(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
+                     queries[a:b], out[a:b], found[a:b])
+
+
+@njit(**JIT)
+def rank_batch(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
+               queries, right, out):
+    """``out[i]`` = number of keys < queries[i] (<= when right), in one pass (see
+    :func:`_rank_range`)."""
+    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
+    _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
+                queries, right, out, ZERO, queries.shape[0], qbuf, leaf, pos, lo, hi)
+
+
+@njit(parallel=True, **JIT)
+def rank_batch_parallel(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum,
+                        st, queries, right, out):
+    """:func:`rank_batch` split into chunks over the Numba thread pool (each chunk calls the
+    serial kernel on its slices)."""
+    m = queries.shape[0]
+    for c in prange((m + R.CHUNK - 1) // R.CHUNK):
+        a = c * R.CHUNK
+        b = min(m, a + R.CHUNK)
+        rank_batch(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
+                   queries[a:b], right, out[a:b])
+
+
+@njit(**LEAN_JIT)
+def materialize(mk, mv, tbits, i0, i1, dk, dv, dn, order, dcum, k, r0, r1, out_k, out_v):
+    """Merge live main keys ``[i0, i1)`` with delta keys of ranks ``[r0, r1)`` into out."""
+    # First order position holding delta rank r0.
+    lo = 0
+    hi = k
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if dcum[mid + 1] <= r0:
+            lo = mid + 1
+        else:
+            hi = mid
+    o = lo
+    j = r0 - dcum[o] if o < k else 0
+    left = r1 - r0
+    i = i0
+    w = 0
+    while True:
+        while i < i1 and t_test(tbits, i):
+            i += 1
+        if left > 0:
+            c = order[o]
+            q = dk[c, j]
+            if i < i1 and mk[i] < q:
+                out_k[w] = mk[i]
+                out_v[w] = mv[i]
+                i += 1
+            else:
+                out_k[w] = q
+                out_v[w] = dv[c, j]
+                left -= 1
+                j += 1
+                if j == dn[c]:
+                    o += 1
+                    j = 0
+        elif i < i1:
+            out_k[w] = mk[i]
+            out_v[w] = mv[i]
+            i += 1
+        else:
+            break
+        w += 1
+    return w
