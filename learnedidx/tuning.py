@@ -20,9 +20,11 @@ from .rmi import RMI, RMIConfig
 #: budget then (small key sets still get an index).
 DEFAULT_BUDGET = 0.05
 MIN_DEFAULT_BUDGET = 4096
-#: Candidates within this factor of the fastest time count as tied; the smallest of them wins,
-#: so that timing noise does not flip the choice between near-equal indexes.
+#: Candidates within this factor of the fastest time count as tied; the smallest of them wins
+#: when it takes at most ``TIE_BYTES`` of the fastest's bytes (else the fastest does), so that
+#: timing noise does not flip the choice between near-equal indexes for a few bytes.
 TIE_BAND = 1.10
+TIE_BYTES = 0.5
 #: Sample lookups timed per candidate and mode (fewer when the keys are fewer).
 SAMPLE_LOOKUPS = 100_000
 #: The fastest candidates of the first pass, timed again in alternating rounds (a candidate
@@ -99,14 +101,17 @@ def tune(keys, values=None, *, max_bytes=None, seed=0, objective="batch", time_b
     (drawn with ``seed``) through its batch kernel and its one-at-a-time loop, median of three
     runs each; then times the ``FINALISTS`` fastest under ``objective`` (``"batch"`` or
     ``"loop"``) again in ``FINAL_ROUNDS`` alternating rounds and returns the fastest by their
-    medians; among candidates within ``TIE_BAND`` of it, the smallest. The returned index carries the
-    whole comparison as ``tune_report`` (a :class:`TuneReport`; ``print`` it).
+    medians, or the smallest candidate within ``TIE_BAND`` of it if that takes at most
+    ``TIE_BYTES`` of its bytes. The returned index carries the whole comparison as
+    ``tune_report`` (a :class:`TuneReport`; ``print`` it).
 
     The same keys and seed give the same candidates, sample and structures; the winner follows
     the timings, so it can differ between runs only among candidates that time within about
-    ``TIE_BAND`` of each other. Compile time is kept out of the timings (each kernel runs once
-    on a few lookups first). Candidates stop once ``time_budget`` seconds have passed (the best
-    so far wins). Complexity: a few builds and ``6 * SAMPLE_LOOKUPS`` lookups per candidate.
+    ``TIE_BAND`` of each other. Compile time is kept out of the timings and out of
+    ``time_budget``: every family's kernels are compiled (or loaded from Numba's cache) on a
+    slice of the keys before the clock starts. Candidates stop once ``time_budget`` seconds
+    have passed (the best so far wins). Complexity: a few builds and ``6 * SAMPLE_LOOKUPS``
+    lookups per candidate.
 
     Args:
         keys, values, assume_sorted, copy: as for every index (:class:`KeyValueIndex`); the
@@ -124,7 +129,7 @@ def tune(keys, values=None, *, max_bytes=None, seed=0, objective="batch", time_b
         raise ValueError(f"objective must be 'batch' or 'loop', got {objective!r}")
     if time_budget is None or not time_budget >= 0:
         raise ValueError(f"time_budget must be a number of seconds >= 0, got {time_budget!r}")
-    started = time.perf_counter()
+    began = time.perf_counter()
     keys, values = prepare_keys_values(keys, values, assume_sorted=assume_sorted, copy=copy)
     n = len(keys)
     if max_bytes is None:
@@ -134,6 +139,8 @@ def tune(keys, values=None, *, max_bytes=None, seed=0, objective="batch", time_b
     report = TuneReport(max_bytes=int(max_bytes), objective=objective)
     rng = np.random.default_rng(seed)
     sample = keys[rng.integers(0, n, min(SAMPLE_LOOKUPS, 10 * n))] if n else keys[:0]
+    _compile(keys, values, sample)
+    started = time.perf_counter()
     finalists = []  # (score, row, index): the FINALISTS fastest so far
     over_budget = set()
     for cls, options in candidates(n):
@@ -170,9 +177,22 @@ def tune(keys, values=None, *, max_bytes=None, seed=0, objective="batch", time_b
                          f"({n:,} keys); the smallest candidates need {_smallest(report):,}")
     best = _final_round(report, finalists, sample)
     best = _smallest_within_band(report, best, keys, values)
-    report.seconds = time.perf_counter() - started
+    report.seconds = time.perf_counter() - began
     best.tune_report = report
     return best
+
+
+def _compile(keys: np.ndarray, values, sample: np.ndarray) -> None:
+    """Compile (or load from Numba's cache) what every candidate family runs for these keys:
+    training on a slice of them, the batch kernels on the whole sample (serial or parallel as
+    its size asks), the loop kernel on a few lookups."""
+    from .radix_spline import RadixSpline
+
+    m = min(len(keys), 4096)
+    for cls in (PGM, RadixSpline, RMI):
+        index = cls(keys[:m], None if values is None else values[:m], assume_sorted=True, copy=False)
+        index._search_array(sample, LEFT)
+        index._search_loop(sample[:64], LEFT)
 
 
 def _score(row: Candidate, objective: str) -> float:
@@ -199,13 +219,14 @@ def _final_round(report: TuneReport, finalists: list, sample: np.ndarray):
 
 
 def _smallest_within_band(report: TuneReport, best, keys, values):
-    """The smallest candidate within ``TIE_BAND`` of the fastest, rebuilt when it is not the
-    fastest itself (only the fastest index is kept while timing)."""
+    """The smallest candidate within ``TIE_BAND`` of the fastest if it takes at most
+    ``TIE_BYTES`` of the fastest's bytes, rebuilt (only the fastest index is kept while
+    timing); else the fastest."""
     scores = [(c.batch_ns if report.objective == "batch" else c.loop_ns) for c in report.candidates]
     fastest = scores[report.winner]
     tied = [i for i, s in enumerate(scores) if s <= fastest * TIE_BAND]
     pick = min(tied, key=lambda i: (report.candidates[i].bytes, scores[i]))
-    if pick == report.winner:
+    if pick == report.winner or report.candidates[pick].bytes > TIE_BYTES * report.candidates[report.winner].bytes:
         return best
     report.winner = pick
     row = report.candidates[pick]
@@ -245,4 +266,5 @@ def _time(search, sample: np.ndarray) -> float:
     return float(np.median(runs)) / len(sample)
 
 
-__all__ = ["tune", "TuneReport", "Candidate", "candidates", "DEFAULT_BUDGET", "TIE_BAND", "SAMPLE_LOOKUPS"]
+__all__ = ["tune", "TuneReport", "Candidate", "candidates", "DEFAULT_BUDGET", "TIE_BAND", "TIE_BYTES",
+           "SAMPLE_LOOKUPS"]

@@ -61,6 +61,20 @@ def test_the_fastest_wins_and_ties_go_to_the_smallest(keys, monkeypatch):
     assert idx.size_in_bytes() == smallest
 
 
+def test_a_tie_goes_to_the_smallest_only_when_it_saves_half_the_bytes(keys, monkeypatch):
+    """Timing noise must not trade a faster index for one a few bytes smaller."""
+    sizes = [c.bytes for c in learnedidx.tune(keys).tune_report.candidates if c.batch_ns == c.batch_ns]
+    big = max(sizes)
+    assert any(tuner.TIE_BYTES * big < b < big for b in sizes)  # a tied candidate that saves too little
+
+    def timer(search, sample):
+        size = search.__self__.size_in_bytes()
+        return 10.0 if size == big else 10.5 if size > tuner.TIE_BYTES * big else 50.0
+
+    monkeypatch.setattr(tuner, "_time", timer)
+    assert learnedidx.tune(keys).size_in_bytes() == big
+
+
 def test_a_budget_that_nothing_fits_and_bad_arguments(keys):
     with pytest.raises(ValueError, match="no learned index fits in max_bytes=10"):
         learnedidx.tune(keys, max_bytes=10)
