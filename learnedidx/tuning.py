@@ -29,8 +29,8 @@ TIE_BYTES = 0.5
 SAMPLE_LOOKUPS = 100_000
 #: The fastest candidates of the first pass, timed again in alternating rounds (a candidate
 #: timed alone during a burst of machine load otherwise loses or wins by that burst).
-FINALISTS = 4
-FINAL_ROUNDS = 3
+FINALISTS = 6
+FINAL_ROUNDS = 5
 
 
 @dataclass

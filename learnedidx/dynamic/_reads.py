@@ -7,7 +7,8 @@ from numba import njit, prange
 
 from .. import _rmi_kernels as R
 from .._intrinsics import LEAN_JIT, prefetch
-from .._search import ZERO, search_window
+from .._modes import LEFT
+from .._search import ZERO, prefetch_window, search_group
 from ._directory import dir_range, d_locate_in
 from ._layout import BLOCK_SHIFT, DIR_SHIFT, K_CHUNKS, JIT
 from ._tombstones import t_below, t_test
@@ -19,9 +20,9 @@ def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, 
 
     The phases of the group variant of :func:`learnedidx._rmi_kernels.lookup_batch`: route every query
     and prefetch its leaf record, then compute the windows and prefetch their keys, then
-    search; each phase's loads were requested a phase earlier.
+    search them in lock-step (:func:`learnedidx._search.search_group`); each phase's loads were
+    requested a phase earlier.
     """
-    n = mk.shape[0]
     pbits = params.view(np.int64)
     plan = R.routing_plan(meta, params, pbits, meta[0] - 1)
     for i in range(g, top):
@@ -37,17 +38,14 @@ def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, 
         prefetch(params, plan.leaf_base + j * R.LINEAR_WIDTH)
     for x in range(top - g):
         if leaf[x] < 0:
+            lo[x] = -1  # answered: the search skips it
             continue
         p, a, b = R.leaf_window(plan, params, pbits, qbuf[x], leaf[x])
-        pos[x] = p
+        leaf[x] = p  # the leaf is done with: its slot holds the predicted position
         lo[x] = a
         hi[x] = b
-        prefetch(mk, min(a, n - 1))
-        prefetch(mk, min((a + b) >> 1, n - 1))
-        prefetch(mk, max(b - 1, 0))
-    for x in range(top - g):
-        if leaf[x] >= 0:
-            pos[x] = search_window(mk, qbuf[x], pos[x], lo[x], hi[x], False, plan.method)
+        prefetch_window(mk, a, b)
+    search_group(mk, qbuf, leaf, lo, hi, top - g, pos, ZERO, LEFT, plan.method)
 
 
 @njit(inline="always", **LEAN_JIT)
