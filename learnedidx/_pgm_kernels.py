@@ -24,7 +24,7 @@ from numba import carray, njit, prange
 
 from ._intrinsics import LEAN_JIT, prefetch
 from ._pointers import ptr_like
-from ._rmi_kernels import _anchor_bits, _clamp_index, key_offset
+from ._rmi_kernels import anchor_bits, clamp_index, key_offset
 from ._search import (
     SEARCH_BINARY,
     finish,
@@ -118,7 +118,7 @@ def _fit_one(points, e, i, ux, uy, lx, ly):
     several atomic operations a point)."""
     n = points.shape[0]
     anchor = points[i]
-    bits = _anchor_bits(anchor)
+    bits = anchor_bits(anchor)
     value = np.float64(anchor)
     nu = 0
     nl = 0
@@ -208,10 +208,10 @@ def segment_position(seg_keys, params, s, q, limit, end):
     extrapolated into the gap before the next segment can overshoot it by more than epsilon,
     while the next segment's first key sits within epsilon of its intercept."""
     a = seg_keys[s]
-    y = params[2 * s + 1] + params[2 * s] * key_offset(q, _anchor_bits(a), np.float64(a))
+    y = params[2 * s + 1] + params[2 * s] * key_offset(q, anchor_bits(a), np.float64(a))
     if s + 1 < end:
         y = min(y, params[2 * s + 3])
-    return _clamp_index(y, limit)
+    return clamp_index(y, limit)
 
 
 @njit(**LEAN_JIT)

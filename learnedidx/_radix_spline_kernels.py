@@ -37,7 +37,7 @@ from numba.extending import overload
 
 from ._intrinsics import LEAN_JIT, prefetch, select_unpredictable
 from ._pointers import ptr_like
-from ._rmi_kernels import _clamp_index
+from ._rmi_kernels import clamp_index
 from ._search import (
     NEEDS_SEARCH,
     SEARCH_BINARY,
@@ -206,7 +206,7 @@ def predict_window(plan, table, spline, q):
     lo, hi = radix_range(plan, table, d)
     img = plan.min_image + d
     s = segment_of(plan, spline_lower_bound(spline, img, lo, hi))
-    return window_of(plan, _clamp_index(interpolate(spline, s, img), plan.n))
+    return window_of(plan, clamp_index(interpolate(spline, s, img), plan.n))
 
 
 @njit(inline="always", **_JIT)
@@ -280,7 +280,7 @@ def _lookup_range_group(meta, table, spline, keys, queries, out, mode, start, en
             if slo[k] >= 0:
                 img = simg[k]
                 s = segment_of(plan, spos[k])
-                p, a, b = window_of(plan, _clamp_index(interpolate(spline, s, img), plan.n))
+                p, a, b = window_of(plan, clamp_index(interpolate(spline, s, img), plan.n))
                 spos[k] = p
                 slo[k] = a
                 shi[k] = b
@@ -443,7 +443,7 @@ def _measure_errors(keys, spline, counts):
             while s < last_segment and spline[2 * (s + 1)] < img:
                 s += 1
             x0, width, y0, rise = segment_line(spline, s)
-        e = i - _clamp_index(line_at(x0, width, y0, rise, img), n)
+        e = i - clamp_index(line_at(x0, width, y0, rise, img), n)
         err_lo = min(err_lo, e)
         err_hi = max(err_hi, e + 1)
         max_abs = max(max_abs, abs(e))

@@ -24,6 +24,7 @@ import numba
 import numpy as np
 
 from . import _rmi_kernels as K
+from . import _rmi_training as T
 
 #: Sample size for fitting a root polynomial: enough for a smooth CDF, constant time to fit.
 _ROOT_SAMPLE = 1 << 20
@@ -118,12 +119,12 @@ def fit_lines(keys, runs, m, target_scale, spline):
     start, end, run = _blocks(bounds)
     model = owner[run]
     moments = np.zeros((len(run), 5))
-    _in_ranges(K.moments_range, len(run), len(keys), keys, start, end, anchors[model], moments)
+    _in_ranges(T.moments_range, len(run), len(keys), keys, start, end, anchors[model], moments)
     n_b, mean_xb, mean_yb, m2_b, c_b = moments.T
     counts = np.bincount(model, weights=n_b, minlength=m)
     slopes = np.zeros(m)
     intercepts = np.zeros(m)
-    # Float keys of infinite span give NaN lines: they route to model 0 (_clamp_index in
+    # Float keys of infinite span give NaN lines: they route to model 0 (clamp_index in
     # learnedidx._rmi_kernels), and the error bounds, measured afterwards, still hold.
     with np.errstate(all="ignore"):
         if spline:
@@ -200,14 +201,14 @@ def _split_runs(meta, params, keys, stage, runs):
     first = np.empty(nr, dtype=np.int64)
     last = np.empty(nr, dtype=np.int64)
     none = np.zeros(0, dtype=np.int64)
-    K.split_range(params, pbits, keys, bounds, owner, base0, limit, True, none, first, last, none, 0, nr)
+    T.split_range(params, pbits, keys, bounds, owner, base0, limit, True, none, first, last, none, 0, nr)
     room = np.minimum(np.maximum(last - first + 1, 1), np.diff(bounds))
     slot = np.zeros(nr + 1, dtype=np.int64)
     np.cumsum(room, out=slot[1:])
     out_start = np.empty(slot[-1], dtype=np.int64)
     out_owner = np.empty(slot[-1], dtype=np.int64)
     used = np.zeros(nr, dtype=np.int64)
-    _in_ranges(K.split_range, nr, len(keys), params, pbits, keys, bounds, owner, base0, limit, False, slot,
+    _in_ranges(T.split_range, nr, len(keys), params, pbits, keys, bounds, owner, base0, limit, False, slot,
                out_start, out_owner, used)
     of = np.repeat(np.arange(nr), room)
     filled = np.arange(slot[-1]) - slot[of] < used[of]
@@ -224,12 +225,12 @@ def _route_runs(meta, params, keys, stage):
     cap = int(meta[K.META_HEADER + K.META_STRIDE * stage + 1]) + 16
     bounds = np.empty(cap + 1, dtype=np.int64)
     owner = np.empty(cap, dtype=np.int64)
-    i, r, cur = K.route_scan(meta, params, pbits, keys, stage, 0, bounds, owner, 0, -1)
+    i, r, cur = T.route_scan(meta, params, pbits, keys, stage, 0, bounds, owner, 0, -1)
     while i < n:
         cap *= 2
         bounds = np.concatenate([bounds[:r], np.empty(cap + 1 - r, dtype=np.int64)])
         owner = np.concatenate([owner[:r], np.empty(cap - r, dtype=np.int64)])
-        i, r, cur = K.route_scan(meta, params, pbits, keys, stage, i, bounds, owner, r, cur)
+        i, r, cur = T.route_scan(meta, params, pbits, keys, stage, i, bounds, owner, r, cur)
     bounds[r] = n
     return bounds[:r + 1].copy(), owner[:r].copy()
 
@@ -270,7 +271,7 @@ def leaf_errors(meta, params, keys, runs, every_key=True, hybrid=None, leaves=No
     hkeys, hpos = no_hybrid(keys.dtype) if hybrid is None else hybrid
     out = np.zeros((len(leaf), 4), dtype=np.int64)
     log2_sums = np.zeros(len(leaf))
-    _in_ranges(K.errors_range, len(leaf), len(keys), meta, params, params.view(np.int64), hkeys, hpos, keys, start,
+    _in_ranges(T.errors_range, len(leaf), len(keys), meta, params, params.view(np.int64), hkeys, hpos, keys, start,
                end, leaf, every_key, _LOG2, out, log2_sums)
     unset = np.int64(1) << 62
     lo = np.full(m, unset, dtype=np.int64)
@@ -289,13 +290,13 @@ def _blocks(bounds):
     """``(start, end, run)`` of every block: each run cut into pieces of at most FIT_BLOCK
     positions (the units the kernels take, a run's one by one)."""
     lengths = np.diff(bounds)
-    if len(lengths) == 0 or lengths.max() <= K.FIT_BLOCK:
+    if len(lengths) == 0 or lengths.max() <= T.FIT_BLOCK:
         return bounds[:-1], bounds[1:], np.arange(len(lengths))
-    per_run = (lengths + K.FIT_BLOCK - 1) // K.FIT_BLOCK
+    per_run = (lengths + T.FIT_BLOCK - 1) // T.FIT_BLOCK
     run = np.repeat(np.arange(len(lengths)), per_run)
     first = np.cumsum(per_run) - per_run
-    start = bounds[run] + (np.arange(len(run)) - first[run]) * K.FIT_BLOCK
-    return start, np.minimum(start + K.FIT_BLOCK, bounds[run + 1]), run
+    start = bounds[run] + (np.arange(len(run)) - first[run]) * T.FIT_BLOCK
+    return start, np.minimum(start + T.FIT_BLOCK, bounds[run + 1]), run
 
 
 def _in_ranges(kernel, count, n, *args):

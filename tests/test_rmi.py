@@ -394,7 +394,7 @@ def _keys_near_top(n, seed):
 
 
 def _long_runs(n, seed):
-    """Runs of duplicates longer than a fit block (learnedidx._rmi_kernels.FIT_BLOCK)."""
+    """Runs of duplicates longer than a fit block (learnedidx._rmi_training.FIT_BLOCK)."""
     rng = np.random.default_rng(seed)
     runs = [np.full(n // 3, 7), np.full(n // 4, 2**40), rng.integers(0, 2**50, n - n // 3 - n // 4)]
     return np.sort(np.concatenate(runs)).astype(np.uint64)
@@ -497,13 +497,13 @@ def test_training_on_every_thread_in_blocks(monkeypatch):
 def test_a_wrong_split_is_caught_and_training_routes_every_key(monkeypatch):
     """Should a search on a line ever disagree with plan_route, the error pass notices a key
     outside its run's leaf and training starts over routing every key."""
-    from learnedidx import _rmi_kernels as K
+    from learnedidx import _rmi_training as T
     from learnedidx import models
     from learnedidx.rmi import train
 
     keys = _lognormal(30_000, seed=13)
     expected = train(keys, RMIConfig(), split=False)
-    real = K.split_range
+    real = T.split_range
 
     def off_by_one(params, pbits, keys, bounds, owner, base0, limit, ends_only, slot, out_start, out_owner, used,
                    r0, r1):
@@ -515,7 +515,7 @@ def test_a_wrong_split_is_caught_and_training_routes_every_key(monkeypatch):
 
     routed = []
     route_runs = models._route_runs
-    monkeypatch.setattr(K, "split_range", off_by_one)
+    monkeypatch.setattr(T, "split_range", off_by_one)
     monkeypatch.setattr(models, "_route_runs", lambda *args: routed.append(args[3]) or route_runs(*args))
     meta, params, hybrid, stats = train(keys, RMIConfig())
     assert routed == [1, 2]  # the second attempt routed every key, at both stages below the root

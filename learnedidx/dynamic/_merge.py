@@ -25,7 +25,7 @@ def _set_anchor_impl(params, pbits, base, a):
         return impl
 
     def impl(params, pbits, base, a):
-        pbits[base] = R._anchor_bits(a)
+        pbits[base] = R.anchor_bits(a)
     return impl
 
 
@@ -384,17 +384,17 @@ def _run_errors(params, pbits, base, keys, a, b, n, log2_fixed):
     slope = params[base + 1]
     intercept = params[base + 2]
     fits = _span_fits(keys[b - 1], abits)
-    e_lo = a - R._clamp_index(slope * _offset(keys[a], abits, aval, fits) + intercept, n)
+    e_lo = a - R.clamp_index(slope * _offset(keys[a], abits, aval, fits) + intercept, n)
     e_hi = e_lo + 1
     for i in range(a, b):
-        e = i - R._clamp_index(slope * _offset(keys[i], abits, aval, fits) + intercept, n)
+        e = i - R.clamp_index(slope * _offset(keys[i], abits, aval, fits) + intercept, n)
         e_lo = min(e_lo, e)
         e_hi = max(e_hi, e + 1)
     table_size = log2_fixed.shape[0]
     stride = LOG2_STRIDE if b - a >= 64 else 1
     total = 0
     for i in range(a, b, stride):
-        err = abs(i - R._clamp_index(slope * _offset(keys[i], abits, aval, fits) + intercept, n))
+        err = abs(i - R.clamp_index(slope * _offset(keys[i], abits, aval, fits) + intercept, n))
         if err < table_size:
             total += log2_fixed[err]
         else:
