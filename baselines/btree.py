@@ -36,21 +36,9 @@ class BTree(KeyValueIndex):
             inner levels take about ``n / node_keys`` keys' worth of memory and a lookup reads
             ``ceil(log_node_keys(n))`` nodes. 8 keys of 8 bytes fill one 64-byte cache line, 16
             fill two (an adjacent-line pair), 32 four.
-            The default 16 was measured on 98M lognormal uint64 keys (batch lower_bound of 1M
-            present keys, ns/lookup, median of 15 interleaved runs; scalar from
-            ``python -m baselines.measure --n 100M --sweep-node-keys 4,8,16,32,64``, whose single
-            run also gave the 2-thread figures of 4 and 64)::
-
-                node_keys   inner bytes   2 threads   1 thread   scalar call
-                        4   33.3% of keys     175         -          2519
-                        8   14.3%             102        156         2245
-                       16    6.7%             105        178         2038
-                       32    3.2%             127        191         1403
-                       64    1.6%             209         -          1702
-                BinarySearch      0           795       1400         2716
-
-            8 leads 16 by 3-10% across runs (12% on one thread) for twice the memory, so 16 is
-            the default; 32 and 64 have fewer levels, hence faster single lookups.
+            The default 16 came within 3-10% of 8's batch speed for half the memory
+            (docs/design.md, "BTree node size"; ``python -m baselines.measure --n 100M
+            --sweep-node-keys 4,8,16,32,64``).
         parallel_threshold: batches of at least this many queries use every Numba thread.
         interleaved: batches walk 32 queries in lockstep with prefetches (True, the default) or
             one query at a time (False; what the bench's loop mode times). Same answers.

@@ -338,25 +338,9 @@ class KeyValueIndex:
         O(m) and stops at the first descent, and runs only for batches of at least one query
         per ``SORTED_MAX_GAP`` keys. Complexity O(m + log n) for m ~ n, O(m log(n / m)) at most.
 
-        The rule, measured on lognormal uint64 keys with sorted present queries (ns/lookup,
-        median of 3-5 alternating rounds, machine shared with other jobs; ``python -m
-        bench.kernels sorted --n 100M --threads 2``, and ``--n 10M``, ``--threads 1``)::
-
-            n/m                        2      4      8     16     32     64    128   1024
-            100M, 2 threads: sorted   19     22     37     70    129    387    717   1759
-                             RMI     189    193    197    175    212    255    285    382
-                             BTree   130    165    169    188    211    301    320    412
-                             BinSrch 176    180    212    213    238    287    343    640
-            10M, 2 threads:  sorted   20     25     43     81    197    195    461   1849
-                             RMI     147    165    165    245    193    162    276    119
-                             BTree   169    116    147    206    238    157    201    139
-                             BinSrch 160    154    188    240    259    155    308    194
-
-        Up to one query per 16 keys the sorted path was 2.5-10x faster than every batch path;
-        at one per 32 keys 1.2-1.9x (one tie: 0.98x against the RMI at 10M); from one per 64
-        keys on the batch paths won (0.2-0.8x): their interleaved lookups keep many cache
-        misses in flight while each gallop waits on its own. One thread gave the same picture
-        (n/m = 32: 1.4-2.4x, 64: 0.54-0.8x). Hence ``SORTED_MAX_GAP = 32``.
+        Up to one query per 32 keys the gallop beat every batch path; from one per 64 keys on the
+        interleaved batch paths won, hence ``SORTED_MAX_GAP = 32`` (docs/design.md, "Sorted
+        batches"; ``python -m bench.kernels sorted --n 100M --threads 2``).
         """
         m, n = len(values), len(self._keys)
         if m < 2 or m * SORTED_MAX_GAP < n or not _sorted.is_sorted(values):
