@@ -15,6 +15,27 @@ from .radix_spline import RadixSpline, RadixSplineConfig
 from .dynamic import DynamicConfig, DynamicRMI
 from .persist import IndexFileError, load
 from .tuning import TuneReport, tune
+from .interface import SortedIndex, UpdatableIndex
 
-__all__ = ["KeyValueIndex", "RMI", "RMIConfig", "PGM", "PGMConfig", "RadixSpline", "RadixSplineConfig", "DynamicRMI", "DynamicConfig", "MODELS", "LEFT", "RIGHT", "FIND", "load", "IndexFileError", "tune", "TuneReport"]
+__all__ = [
+    "KeyValueIndex",
+    "RMI",
+    "RMIConfig",
+    "PGM",
+    "PGMConfig",
+    "RadixSpline",
+    "RadixSplineConfig",
+    "DynamicRMI",
+    "DynamicConfig",
+    "MODELS",
+    "LEFT",
+    "RIGHT",
+    "FIND",
+    "load",
+    "IndexFileError",
+    "tune",
+    "TuneReport",
+    "SortedIndex",
+    "UpdatableIndex",
+]
 __version__ = "0.1.0"

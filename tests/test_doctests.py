@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["learnedidx", "learnedidx.rmi", "learnedidx.pgm", "learnedidx.radix_spline", "learnedidx.dynamic.index",
-           "learnedidx.persist", "learnedidx.testing.conformance", "learnedidx.testing.stateful",
+           "learnedidx.persist", "learnedidx.interface", "learnedidx.testing.conformance", "learnedidx.testing.stateful",
            "learnedidx.testing.strategies"]
 
 

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from ..interface import SortedIndex, members
 from .strategies import ALL_KEY_DTYPES, interesting_queries, key_arrays, query_arrays
 
 
@@ -65,6 +66,8 @@ def check_index(factory, keys, values=None, queries=None) -> None:
     ref = _Reference(widened, values)
     n = len(ref.keys)
     name = getattr(idx, "name", type(idx).__name__)
+    missing = [m for m in members(SortedIndex) if not hasattr(idx, m)]
+    assert not missing, f"{name}: not a learnedidx.interface.SortedIndex, it lacks {missing}"
 
     assert len(idx) == n, f"{name}: len {len(idx)} != {n}"
     assert np.array_equal(idx.keys, ref.keys_np), f"{name}: keys not sorted like a stable sort"

@@ -1,0 +1,116 @@
+"""The interface every index of the project satisfies, static or updatable, as Protocols.
+
+:class:`SortedIndex` is what a caller may rely on for any index (the learned ones, the
+baselines and an index of your own tested with :mod:`learnedidx.testing`);
+:class:`UpdatableIndex` adds the writes of :class:`~learnedidx.DynamicRMI`. Both are
+``runtime_checkable``: ``isinstance(idx, SortedIndex)`` checks that every member exists (not
+their signatures). :class:`~learnedidx.KeyValueIndex` is the static base class that provides
+them over a subclass's search kernels.
+
+>>> import numpy as np
+>>> import learnedidx
+>>> from learnedidx.interface import SortedIndex, UpdatableIndex
+>>> idx = learnedidx.RMI(np.arange(10, dtype=np.uint64))
+>>> isinstance(idx, SortedIndex), isinstance(idx, UpdatableIndex)
+(True, False)
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class SortedIndex(Protocol):
+    """A map from sorted keys to values whose searches answer like ``np.searchsorted``.
+
+    Queries may be scalars or arrays of any numeric type; batch methods keep the query
+    array's shape. Misuse raises ``TypeError``/``ValueError`` naming the argument, and a
+    missing key raises ``KeyError``.
+    """
+
+    name: str
+
+    def __len__(self) -> int:
+        """Number of keys, duplicates included."""
+
+    def __getitem__(self, key):
+        """The value of the first entry equal to ``key``; KeyError when there is none."""
+
+    def __contains__(self, key) -> bool:
+        """True when some key equals ``key``."""
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The keys in order, read-only."""
+
+    @property
+    def values(self) -> np.ndarray:
+        """The values in key order, read-only."""
+
+    def lower_bound(self, q):
+        """``np.searchsorted(keys, q, side="left")``: an int, or an int64 array shaped like q."""
+
+    def upper_bound(self, q):
+        """``np.searchsorted(keys, q, side="right")``: an int, or an int64 array shaped like q."""
+
+    def get(self, key, default=None):
+        """The value of the first entry equal to ``key``, or ``default``."""
+
+    def contains(self, queries) -> np.ndarray:
+        """A bool array shaped like ``queries``: which of them are keys."""
+
+    def get_batch(self, queries, default=0):
+        """``(values, found)``: each query's value (``default`` where absent) and the mask."""
+
+    def range(self, lo, hi):
+        """``(keys, values)`` of every entry with ``lo <= key < hi``."""
+
+    def size_in_bytes(self) -> int:
+        """Bytes of the structure beyond the key and value arrays."""
+
+    def save(self, path) -> None:
+        """Write the index to ``path`` (read back by :func:`learnedidx.load`)."""
+
+    def _check(self) -> None:
+        """Assert every invariant of the structure (used by the tests)."""
+
+
+@runtime_checkable
+class UpdatableIndex(SortedIndex, Protocol):
+    """A :class:`SortedIndex` that takes writes; every read sees every earlier write."""
+
+    def __setitem__(self, key, value) -> None:
+        """Insert or overwrite ``key``."""
+
+    def __delitem__(self, key) -> None:
+        """Remove ``key``; KeyError when absent."""
+
+    def pop(self, key, default=...):
+        """Remove ``key`` and return its value (``default`` when absent, if given)."""
+
+    def update(self, keys, values) -> None:
+        """Insert or overwrite a batch of keys (the last value of a repeated key wins)."""
+
+    def delete(self, keys, missing: str = "raise") -> int:
+        """Remove a batch of keys; return how many were removed."""
+
+
+def members(protocol) -> list:
+    """The names an object needs to satisfy ``protocol`` (its methods, properties and
+    annotated attributes, inherited ones included), sorted."""
+    names = set()
+    for cls in protocol.__mro__:
+        if cls in (Protocol, object) or not getattr(cls, "_is_protocol", False):
+            continue
+        names.update(cls.__dict__.get("__annotations__", {}))
+        names.update(n for n, v in cls.__dict__.items()
+                     if callable(v) or isinstance(v, property))
+    return sorted(n for n in names if not n.startswith("__") or n in _CONTAINER_METHODS)
+
+
+_CONTAINER_METHODS = {"__len__", "__getitem__", "__contains__", "__setitem__", "__delitem__"}
+
+__all__ = ["SortedIndex", "UpdatableIndex", "members"]
