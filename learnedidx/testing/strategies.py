@@ -115,10 +115,10 @@ def interesting_queries(keys: np.ndarray) -> list:
             with np.errstate(over="ignore"):  # the dtype's largest finite key: inf
                 qs += [float(k), float(np.nextafter(k, dtype.type(np.inf))),
                        float(np.nextafter(k, dtype.type(-np.inf)))]
-            if math.isfinite(k):
-                qs += [float(np.nextafter(np.float64(k), np.inf)), float(np.nextafter(np.float64(k), -np.inf))]
-                if abs(float(k)) < 2**62:
-                    qs.append(math.floor(float(k)))
+                if math.isfinite(k):
+                    qs += [float(np.nextafter(np.float64(k), np.inf)), float(np.nextafter(np.float64(k), -np.inf))]
+            if math.isfinite(k) and abs(float(k)) < 2**62:
+                qs.append(math.floor(float(k)))
     else:
         lo, hi = _lo_hi(dtype)
         qs += [lo, hi, lo - 1, hi + 1, lo + 1, hi - 1]
