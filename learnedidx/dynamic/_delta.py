@@ -181,6 +181,19 @@ def d_bulk_chunks(dk, dn, order, dmax, st, keys, fill):
     return _chunks_needed(dk, dn, order, dmax, 0, st[K_CHUNKS], keys, 0, keys.shape[0], fill)
 
 
+@njit(inline="always", **LEAN_JIT)
+def _batch_end(dmax, o, last, keys, bi, b_hi):
+    """End of the sorted batch keys from ``bi`` that go into the chunk at order position o:
+    those up to its largest key, or every key left when o is ``last``, the range's last chunk."""
+    if o == last:
+        return b_hi
+    e = bi
+    top = dmax[o]
+    while e < b_hi and keys[e] <= top:
+        e += 1
+    return e
+
+
 @njit(**LEAN_JIT)
 def _chunks_needed(dk, dn, order, dmax, o_lo, o_hi, keys, b_lo, b_hi, fill):
     """:func:`d_bulk_chunks` for chunk positions ``o_lo:o_hi`` and batch keys ``b_lo:b_hi``
@@ -191,13 +204,7 @@ def _chunks_needed(dk, dn, order, dmax, o_lo, o_hi, keys, b_lo, b_hi, fill):
     total = 0
     bi = b_lo
     for o in range(o_lo, o_hi):
-        e = bi
-        if o == o_hi - 1:
-            e = b_hi
-        else:
-            top = dmax[o]
-            while e < b_hi and keys[e] <= top:
-                e += 1
+        e = _batch_end(dmax, o, o_hi - 1, keys, bi, b_hi)
         m = dn[order[o]] + e - bi
         total += 1 if m <= cap_c else (m + fill - 1) // fill
         bi = e
@@ -298,13 +305,7 @@ def _bulk_upsert_range(dk, dv, dn, order, dmax, o_lo, o_hi, keys, vals, b_lo, b_
         else:
             c = order[o]
             m = dn[c]
-            e = bi
-            if o == o_hi - 1:
-                e = b_hi
-            else:
-                limit = dmax[o]
-                while e < b_hi and keys[e] <= limit:
-                    e += 1
+            e = _batch_end(dmax, o, o_hi - 1, keys, bi, b_hi)
         if e == bi:
             order2[w2] = c
             dmax2[w2] = dmax[o]

@@ -18,6 +18,8 @@ import numpy as np
 from ..interface import SortedIndex, members
 from .strategies import ALL_KEY_DTYPES, interesting_queries, key_arrays, query_arrays
 
+_MEMBERS = members(SortedIndex)  #: what check_index requires an index to have
+
 
 def _py(x):
     """A numpy scalar as the Python number with exactly its value."""
@@ -66,7 +68,7 @@ def check_index(factory, keys, values=None, queries=None) -> None:
     ref = _Reference(widened, values)
     n = len(ref.keys)
     name = getattr(idx, "name", type(idx).__name__)
-    missing = [m for m in members(SortedIndex) if not hasattr(idx, m)]
+    missing = [m for m in _MEMBERS if not hasattr(idx, m)]
     assert not missing, f"{name}: not a learnedidx.interface.SortedIndex, it lacks {missing}"
 
     assert len(idx) == n, f"{name}: len {len(idx)} != {n}"
