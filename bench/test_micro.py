@@ -45,7 +45,7 @@ def rmi(request, workload):
 def test_predict(benchmark, rmi, workload):
     _, queries, expected = workload
     pos, lo, hi = (np.empty(len(queries), np.int64) for _ in range(3))
-    benchmark(K.predict_batch, rmi._meta, rmi._params, *rmi._hybrid, queries, pos, lo, hi)
+    benchmark(K.predict_batch, rmi.arrays, queries, pos, lo, hi)
     assert ((lo <= expected) & (expected <= hi)).all()
 
 

@@ -7,6 +7,7 @@
 """
 
 from ._modes import FIND, LEFT, RIGHT
+from .arrays import Delta, PGMArrays, RadixSplineArrays, RMIArrays, Tombstones
 from .base import KeyValueIndex
 from .models import MODELS
 from .rmi import RMI, RMIConfig
@@ -21,6 +22,11 @@ __all__ = [
     "KeyValueIndex",
     "RMI",
     "RMIConfig",
+    "RMIArrays",
+    "PGMArrays",
+    "RadixSplineArrays",
+    "Delta",
+    "Tombstones",
     "PGM",
     "PGMConfig",
     "RadixSpline",

@@ -41,6 +41,7 @@ from ._search import (
     gallop_right,
     lift_search,
     lift_top,
+    group_scratch,
     prefetch_window,
     prepare_between,
     prepare_query,
@@ -338,25 +339,30 @@ _DONE = 3
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_loop(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, top):
-    for i in range(start, end):
+def _lookup_range_loop(rmi, keys, queries, out, mode, top):
+    meta, params, hkeys, hpos = rmi
+    pbits = params.view(np.int64)
+    for i in range(queries.shape[0]):
         out[i] = lookup_one(meta, params, pbits, hkeys, hpos, keys, queries[i], mode, top)
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_group(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, sq, sleaf, spos,
-                        slo, shi):
-    """Answer ``queries[start:end]`` in groups of GROUP lookups that advance in lock-step.
+def _lookup_range_group(rmi, keys, queries, out, mode, scratch):
+    """Answer ``queries`` in groups of GROUP lookups that advance in lock-step.
 
     Phase 1 routes every query of the group through the cache-resident upper stages and
     prefetches its leaf record; phase 2 computes the windows and prefetches their key lines;
     phase 3 searches. Each phase's memory accesses were requested one phase earlier.
-    The key array is not empty (the caller's check).
+    The key array is not empty (the caller's check); ``scratch``: :func:`group_scratch`.
     """
+    meta, params, hkeys, hpos = rmi
+    pbits = params.view(np.int64)
+    sq, sleaf, spos, slo, shi = scratch
     plan = routing_plan(meta, params, pbits, meta[0] - 1)
     first = keys[0]
     last = keys[keys.shape[0] - 1]
-    for g in range(start, end, GROUP):
+    end = queries.shape[0]
+    for g in range(0, end, GROUP):
         stop = min(end, g + GROUP)
         for i in range(g, stop):
             k = i - g
@@ -403,9 +409,9 @@ def _prefetch_search(keys, lo, hi, step):
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_amac(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, top, sq, sidx, slo,
-                       shi, sstate):
-    """Answer ``queries[start:end]`` with ``len(sstate)`` interleaved state machines.
+def _lookup_range_amac(rmi, keys, queries, out, mode, top, scratch, sstate):
+    """Answer ``queries`` with ``len(sstate)`` interleaved state machines (``scratch``:
+    :func:`group_scratch` with at least as many slots).
 
     A slot's steps: take the next query, route it through the cache-resident upper stages and
     prefetch its leaf record; compute the window, check it against its neighbours' lines
@@ -417,7 +423,11 @@ def _lookup_range_amac(meta, params, pbits, hkeys, hpos, keys, queries, out, mod
     the other slots earlier. Complexity O(m (stages + log window)); no allocation. The key
     array is not empty (the caller's check).
     """
+    meta, params, hkeys, hpos = rmi
+    pbits = params.view(np.int64)
+    sq, sidx, slo, shi, _ = scratch
     n = keys.shape[0]
+    end = queries.shape[0]
     plan = routing_plan(meta, params, pbits, meta[0] - 1)
     first = keys[0]
     last = keys[n - 1]
@@ -425,7 +435,7 @@ def _lookup_range_amac(meta, params, pbits, hkeys, hpos, keys, queries, out, mod
     step = max(1, 64 // keys.itemsize)  # keys per cache line (a division: once, not per lookup)
     for k in range(slots):
         sstate[k] = _FREE
-    nxt = start
+    nxt = 0
     live = slots
     k = 0
     while live > 0:
@@ -492,37 +502,23 @@ def _lookup_range_amac(meta, params, pbits, hkeys, hpos, keys, queries, out, mod
             k = 0
 
 
-@njit(inline="always", **_JIT)
-def _lookup_range(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, variant, slots, top):
-    """Answer ``queries[start:end]`` with the chosen variant (its buffers allocated once)."""
-    if variant == VARIANT_LOOP or keys.shape[0] == 0:
-        _lookup_range_loop(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, top)
-        return
-    width = max(GROUP, slots)
-    sq = np.empty(width, dtype=keys.dtype)
-    a = np.empty(width, dtype=np.int64)
-    b = np.empty(width, dtype=np.int64)
-    c = np.empty(width, dtype=np.int64)
-    if variant == VARIANT_GROUP:
-        d = np.empty(width, dtype=np.int64)
-        _lookup_range_group(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, sq, a, b, c, d)
-    else:
-        sstate = np.empty(slots, dtype=np.int64)
-        _lookup_range_amac(meta, params, pbits, hkeys, hpos, keys, queries, out, mode, start, end, top, sq, a, b, c,
-                           sstate)
-
-
 @njit(**_JIT)
-def lookup_batch(meta, params, hkeys, hpos, keys, queries, out, mode, variant, slots, top):
-    """``out[i] = lookup_one(queries[i])`` in one thread with the variant ``VARIANT_*``
-    (``slots`` state machines for AMAC; ``top`` of :func:`search_in_window`).
-    Complexity O(m (stages + log window))."""
-    _lookup_range(meta, params, params.view(np.int64), hkeys, hpos, keys, queries, out, mode, 0, queries.shape[0],
-                  variant, slots, top)
+def lookup_batch(rmi, keys, queries, out, mode, variant, slots, top):
+    """``out[i] = lookup_one(queries[i])`` in one thread with the variant ``VARIANT_*`` over the
+    :class:`learnedidx.arrays.RMIArrays` ``rmi`` (``slots`` state machines for AMAC; ``top`` of
+    :func:`search_in_window`). Complexity O(m (stages + log window))."""
+    if variant == VARIANT_LOOP or keys.shape[0] == 0:
+        _lookup_range_loop(rmi, keys, queries, out, mode, top)
+        return
+    scratch = group_scratch(keys, max(GROUP, slots))
+    if variant == VARIANT_GROUP:
+        _lookup_range_group(rmi, keys, queries, out, mode, scratch)
+    else:
+        _lookup_range_amac(rmi, keys, queries, out, mode, top, scratch, np.empty(slots, dtype=np.int64))
 
 
 @njit(parallel=True, **_JIT)
-def lookup_batch_parallel(meta, params, hkeys, hpos, keys, queries, out, mode, variant, slots, top):
+def lookup_batch_parallel(rmi, keys, queries, out, mode, variant, slots, top):
     """:func:`lookup_batch` split into chunks of CHUNK queries over the Numba thread pool.
 
     Each chunk calls the serial kernel (compiled once for both) on its slices: inlining the
@@ -531,12 +527,13 @@ def lookup_batch_parallel(meta, params, hkeys, hpos, keys, queries, out, mode, v
     for c in prange((m + CHUNK - 1) // CHUNK):
         a = c * CHUNK
         b = min(m, a + CHUNK)
-        lookup_batch(meta, params, hkeys, hpos, keys, queries[a:b], out[a:b], mode, variant, slots, top)
+        lookup_batch(rmi, keys, queries[a:b], out[a:b], mode, variant, slots, top)
 
 
 @njit(**LEAN_JIT)
-def predict_batch(meta, params, hkeys, hpos, queries, pos, lo, hi):
+def predict_batch(rmi, queries, pos, lo, hi):
     """Window of every query (no search). Complexity O(m * stages)."""
+    meta, params, hkeys, hpos = rmi
     pbits = params.view(np.int64)
     for i in range(queries.shape[0]):
         pos[i], lo[i], hi[i] = predict_window(meta, params, pbits, hkeys, hpos, queries[i])

@@ -268,6 +268,14 @@ def prefetch_window(keys, lo, hi):
 
 
 @njit(inline="always", **_JIT)
+def group_scratch(keys, width):
+    """Buffers of a lock-step group of ``width`` lookups: ``(sq, a, b, c, d)``, the queries in
+    the key dtype and four int64 arrays (a kernel's per-lookup state: leaf, position, window)."""
+    return (np.empty(width, dtype=keys.dtype), np.empty(width, dtype=np.int64), np.empty(width, dtype=np.int64),
+            np.empty(width, dtype=np.int64), np.empty(width, dtype=np.int64))
+
+
+@njit(inline="always", **_JIT)
 def prepare_group(keys, queries, out, start, stop, mode, first, last, sq, slo):
     """Phase 1 of a lock-step group, ``queries[start:stop]``: answer those that the ends of the
     key array decide (into ``out``, marking ``slo[k] = -1``), and leave the others' left-search

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
 from . import _rmi_kernels as K
+from ._coerce import KEY_DTYPES, prepare_keys_values
 from ._pointers import address
 from ._search import SEARCHES
+from .arrays import RMIArrays
 from .base import LearnedIndex, compile_scalar_entry, config_from
 from .models import no_hybrid, stage_model
 from .persist import register
@@ -151,7 +154,7 @@ class RMIConfig:
 
 
 def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
-    """Fit every stage of an RMI over sorted keys; return ``(meta, params, hybrid, stats)``.
+    """Fit every stage of an RMI over sorted keys; return ``(RMIArrays, stats)``.
 
     Closed form. Each stage is fitted to the runs of keys that the stages above route to its
     models (:mod:`learnedidx.models`): found by searching on the lines of the stage above when
@@ -216,7 +219,7 @@ def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
         "mean_window": float(np.mean(hi - lo)) if len(lo) else 0.0,
         "hybrid_leaves": int(bad.sum()),
     }
-    return meta, params, hybrid, stats
+    return RMIArrays(meta, params, *hybrid), stats
 
 
 def _make_hybrid(params, leaf_base, keys, runs, bad, shift):
@@ -274,8 +277,56 @@ class RMI(LearnedIndex):
 
     def _build(self, config=None, **fields):
         self.config = config_from(RMIConfig, config, fields)
-        self._meta, self._params, self._hybrid, self._stats = train(self._keys, self.config)
+        self._arrays, self._stats = train(self._keys, self.config)
         self._choose_kernels()
+
+    @classmethod
+    def from_arrays(cls, keys, arrays: RMIArrays, config: RMIConfig, stats: dict, values=None, *,
+                    assume_sorted: bool = False, copy: bool = True, verify: bool = True) -> "RMI":
+        """An RMI over ``keys`` from trained arrays (another RMI's :attr:`arrays` and :attr:`stats`,
+        refitted or loaded), without training.
+
+        Complexity O(n) to check the keys as the constructor does, then O(stages) to check the
+        arrays' layout against ``config`` and ``len(keys)``: every offset a kernel reads is
+        checked, so no lookup leaves the arrays whatever they hold; wrong models only widen
+        searches. ``verify=False`` skips the keys' O(n) check for keys this library produced
+        sorted and read-only (as ``load(verify=False)``); ``_check()`` verifies everything.
+
+        Raises:
+            TypeError/ValueError: invalid keys or values (see the constructor).
+            ValueError: arrays of the wrong dtype or layout, or stats missing a field.
+        """
+        start = time.perf_counter_ns()
+        self = cls.__new__(cls)
+        if verify:
+            self._keys, self._values = prepare_keys_values(keys, values, assume_sorted=assume_sorted, copy=copy)
+        else:
+            if not isinstance(keys, np.ndarray) or keys.ndim != 1 or keys.dtype not in KEY_DTYPES \
+                    or not keys.flags.c_contiguous:
+                raise ValueError("with verify=False keys must be a contiguous 1-D array of a key dtype")
+            if values is not None and (not isinstance(values, np.ndarray) or values.shape != keys.shape):
+                raise ValueError("with verify=False values must be an array of one value per key")
+            self._keys = keys.view()
+            self._keys.flags.writeable = False
+            self._values = None
+            if values is not None:
+                self._values = values.view()
+                self._values.flags.writeable = False
+        self._positions = None
+        self._install(config, stats, arrays, copy)
+        self.build_time_ns = time.perf_counter_ns() - start
+        self._bind_fast_paths()
+        return self
+
+    @property
+    def arrays(self) -> RMIArrays:
+        """The trained models as :class:`learnedidx.arrays.RMIArrays` (read-only arrays)."""
+        return self._arrays
+
+    @property
+    def stats(self) -> dict:
+        """Training statistics: ``max_error``, ``avg_log2_error``, ``mean_window``, ``hybrid_leaves``."""
+        return dict(self._stats)
 
     # --- searches -----------------------------------------------------------------------------
 
@@ -290,8 +341,7 @@ class RMI(LearnedIndex):
         out = np.empty(len(queries), dtype=np.int64)
         parallel = len(queries) >= self.config.parallel_threshold and numba.get_num_threads() > 1
         kernel = K.lookup_batch_parallel if parallel else K.lookup_batch
-        kernel(self._meta, self._params, *self._hybrid, self._keys, queries, out, mode, variant, int(self.config.slots),
-               self._top)
+        kernel(self._arrays, self._keys, queries, out, mode, variant, int(self.config.slots), self._top)
         return out
 
     @property
@@ -306,10 +356,10 @@ class RMI(LearnedIndex):
     def _choose_kernels(self) -> None:
         """Set the lifting search's ``top`` and the batch variant from the leaves' windows, and
         the scalar kernel's address table."""
-        for array in self._hybrid:
+        for array in self._arrays:
             array.flags.writeable = False  # one Numba type for every index's kernels
-        self._addresses = np.array([address(a) for a in (self._meta, self._params, *self._hybrid)], dtype=np.int64)
-        self._top = _search_top(self._meta, self._params, self._hybrid, self._keys)
+        self._addresses = np.array([address(a) for a in self._arrays], dtype=np.int64)
+        self._top = _search_top(self._arrays, self._keys)
         variant = self.config.variant
         if variant == "auto":
             turn = self.config.search != "binary"
@@ -317,11 +367,11 @@ class RMI(LearnedIndex):
         self._variant = K.VARIANTS[variant]
 
     def _scalar_kernel(self):
-        args = (address(self._addresses), address(self._keys), np.int64(len(self._hybrid[0])))
+        args = (address(self._addresses), address(self._keys), np.int64(len(self._arrays.hybrid_keys)))
         return (compile_scalar_entry(K.lookup_scalar_at, *args, self._keys.dtype),) + args
 
     def _predict(self, values: np.ndarray) -> tuple:
-        return _windows(self._meta, self._params, self._hybrid, values)
+        return _windows(self._arrays, values)
 
     # --- statistics ---------------------------------------------------------------------------
 
@@ -338,17 +388,18 @@ class RMI(LearnedIndex):
     @property
     def model_counts(self) -> tuple:
         """Number of models in each stage, root first."""
-        stages = int(self._meta[0])
-        return tuple(int(self._meta[K.META_HEADER + K.META_STRIDE * s + 1]) for s in range(stages))
+        meta = self._arrays.meta
+        return tuple(int(meta[K.META_HEADER + K.META_STRIDE * s + 1]) for s in range(int(meta[0])))
 
     def size_in_bytes(self) -> int:
         """Bytes of the models, error bounds and hybrid leaves' samples (``meta``, ``params``,
         ``hybrid_keys``, ``hybrid_pos``)."""
-        return int(self._meta.nbytes + self._params.nbytes + sum(a.nbytes for a in self._hybrid))
+        return int(sum(a.nbytes for a in self._arrays))
 
     def _check(self) -> None:
         super()._check()
-        meta, params, keys = self._meta, self._params, self._keys
+        meta, params, hkeys, hpos = self._arrays
+        keys = self._keys
         n = len(keys)
         assert meta[1] == n, f"meta says {meta[1]} keys, the index holds {n}"
         stages = int(meta[0])
@@ -361,11 +412,10 @@ class RMI(LearnedIndex):
         assert end == len(params), f"params holds {len(params)} slots, the stages need {end}"
         if n == 0:
             return
-        hkeys, hpos = self._hybrid
         _check_hybrid(meta, params, hkeys)
         assert not len(hpos) or (hpos.min() >= 0 and hpos.max() < n), "a sample position leaves the keys"
         assert np.array_equal(hkeys, keys[hpos]), "a hybrid sample differs from the key at its position"
-        pos, lo, hi = _windows(meta, params, self._hybrid, keys)
+        pos, lo, hi = _windows(self._arrays, keys)
         lb = np.searchsorted(keys, keys, side="left")
         w = self.config.max_window
         if w is not None:
@@ -387,32 +437,47 @@ class RMI(LearnedIndex):
         config, arrays = super()._state()
         config["options"] = dataclasses.asdict(self.config)
         config["stats"] = dict(self._stats)
-        arrays["meta"] = self._meta
-        arrays["params"] = self._params
-        arrays["hybrid_keys"], arrays["hybrid_pos"] = self._hybrid
+        arrays.update(self._arrays._asdict())
         return config, arrays
 
     _derived = ("_addresses",)  # addresses of this process's arrays
+
+    def __setstate__(self, state):
+        if "_meta" in state:  # pickled before the arrays were one RMIArrays
+            state["_arrays"] = RMIArrays(state.pop("_meta"), state.pop("_params"), *state.pop("_hybrid"))
+        super().__setstate__(state)
 
     def _derive(self) -> None:
         self._choose_kernels()
 
     def _restore(self, config, arrays):
-        """Install saved models after checking their layout in O(stages), as train() lays it out.
+        """Install saved models (see :meth:`_install`). Raises ValueError."""
+        options = dict(config["options"])
+        options.setdefault("max_window", None)  # files from before hybrid leaves have none
+        empty = no_hybrid(self._keys.dtype)
+        hybrid = (arrays.get("hybrid_keys", empty[0]), arrays.get("hybrid_pos", empty[1]))
+        self._install(RMIConfig(**options), config["stats"], RMIArrays(arrays["meta"], arrays["params"], *hybrid))
+
+    def _install(self, config, stats, arrays, copy=False) -> None:
+        """Adopt trained arrays (copies, or read-only views) after checking their layout in
+        O(stages), as train() lays it out.
 
         Every offset and count the kernels read from ``meta`` is checked, so no lookup can
         leave ``params`` or the keys whatever the parameters hold. Raises ValueError.
         """
-        options = dict(config["options"])
-        options.setdefault("max_window", None)  # files from before hybrid leaves have none
-        self.config = RMIConfig(**options)
-        stats = config["stats"]
-        self._stats = {"max_error": int(stats["max_error"]), "avg_log2_error": float(stats["avg_log2_error"]),
-                       "mean_window": float(stats["mean_window"]),
-                       "hybrid_leaves": int(stats.get("hybrid_leaves", 0))}
-        meta, params = arrays["meta"], arrays["params"]
-        empty = no_hybrid(self._keys.dtype)
-        hybrid = (arrays.get("hybrid_keys", empty[0]), arrays.get("hybrid_pos", empty[1]))
+        if not isinstance(config, RMIConfig):
+            raise TypeError(f"config must be an RMIConfig, got {type(config).__name__}")
+        self.config = config
+        try:
+            self._stats = {"max_error": int(stats["max_error"]), "avg_log2_error": float(stats["avg_log2_error"]),
+                           "mean_window": float(stats["mean_window"]),
+                           "hybrid_leaves": int(stats.get("hybrid_leaves", 0))}
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"stats must map max_error, avg_log2_error and mean_window to numbers: {e!r}") from None
+        if not isinstance(arrays, tuple) or len(arrays) != len(RMIArrays._fields) \
+                or not all(isinstance(a, np.ndarray) for a in arrays):
+            raise TypeError("arrays must be an RMIArrays of four numpy arrays (an RMI's .arrays)")
+        meta, params, *hybrid = (np.array(a, order="C") if copy else np.ascontiguousarray(a).view() for a in arrays)
         if hybrid[0].dtype != self._keys.dtype or hybrid[1].dtype != np.int64 or hybrid[0].ndim != 1 \
                 or hybrid[0].shape != hybrid[1].shape:
             raise ValueError(f"hybrid_keys and hybrid_pos must be 1-D {self._keys.dtype} and int64 of one length")
@@ -437,7 +502,7 @@ class RMI(LearnedIndex):
             _check_hybrid(meta, params, hybrid[0])
         except AssertionError as e:
             raise ValueError(f"corrupt hybrid leaves: {e}") from None
-        self._meta, self._params, self._hybrid = meta, params, hybrid
+        self._arrays = RMIArrays(meta, params, *hybrid)
         self._choose_kernels()
 
 
@@ -453,7 +518,7 @@ def _check_hybrid(meta: np.ndarray, params: np.ndarray, hkeys: np.ndarray) -> No
     assert ((shift >= 0) & (shift <= 30)).all(), "a hybrid leaf's stride is not 2**0 .. 2**30"
 
 
-def _windows(meta: np.ndarray, params: np.ndarray, hybrid: tuple, queries: np.ndarray) -> tuple:
+def _windows(arrays: RMIArrays, queries: np.ndarray) -> tuple:
     """``(pos, lo, hi)``: the model's guesses for contiguous key-dtype queries, as int64 arrays.
 
     The kernel always gets a read-only view: writable and read-only arrays are different
@@ -462,11 +527,11 @@ def _windows(meta: np.ndarray, params: np.ndarray, hybrid: tuple, queries: np.nd
     frozen = queries.view()
     frozen.flags.writeable = False
     pos, lo, hi = (np.empty(len(queries), dtype=np.int64) for _ in range(3))
-    K.predict_batch(meta, params, *hybrid, frozen, pos, lo, hi)
+    K.predict_batch(arrays, frozen, pos, lo, hi)
     return pos, lo, hi
 
 
-def _search_top(meta: np.ndarray, params: np.ndarray, hybrid: tuple, keys: np.ndarray) -> int:
+def _search_top(arrays: RMIArrays, keys: np.ndarray) -> int:
     """The ``top`` of the loop kernels' fixed-step search (:func:`learnedidx._search.lift_top`)
     that fits the 99th percentile of the window widths lookups of the keys see (measured on
     up to 4096 evenly spaced keys, so leaves weigh by their keys: a radix root puts most keys
@@ -476,7 +541,7 @@ def _search_top(meta: np.ndarray, params: np.ndarray, hybrid: tuple, keys: np.nd
     if n == 0:
         return 0
     sample = keys[np.linspace(0, n - 1, min(n, 4096)).astype(np.int64)]
-    pos, lo, hi = _windows(meta, params, hybrid, sample)
+    pos, lo, hi = _windows(arrays, sample)
     return K.lift_top(int(np.percentile(hi - lo, 99)))
 
 

@@ -614,7 +614,7 @@ def test_parallel_merges_match_serial(dtype):
                 idx.merge()
     assert parallel.merge_stats["merges"] >= 6
     for a, b in [(serial.keys, parallel.keys), (serial.values, parallel.values),
-                 (serial._rmi._params.view(np.int64), parallel._rmi._params.view(np.int64)),
+                 (serial._rmi.arrays.params.view(np.int64), parallel._rmi.arrays.params.view(np.int64)),
                  (serial._run_start, parallel._run_start), (serial._run_leaf, parallel._run_leaf)]:
         assert np.array_equal(a, b)
     reference_check(parallel, model)
@@ -767,11 +767,11 @@ def test_load_rejects_inconsistent_state(tmp_path, monkeypatch):
 def test_check_catches_corruption():
     idx, _ = _pending_index()
     idx._check()
-    idx._dcum[1] += 1
+    idx._delta.cum[1] += 1
     with pytest.raises(AssertionError, match="cumulative"):
         idx._check()
-    idx._dcum[1] -= 1
-    idx._tbits[0] ^= np.uint64(1 << 5)
+    idx._delta.cum[1] -= 1
+    idx._tomb.bits[0] ^= np.uint64(1 << 5)
     with pytest.raises(AssertionError, match="tombstone"):
         idx._check()
 

@@ -43,10 +43,10 @@ def _assert_same(loaded, idx, queries):
         assert all(np.array_equal(a, b) for a, b in zip(loaded.get_batch(q), idx.get_batch(q)))
     for q in queries[:20].tolist():
         assert loaded.lower_bound(q) == idx.lower_bound(q) and loaded.get(q, "-") == idx.get(q, "-")
-    assert loaded.config == idx.config and loaded._stats == idx._stats
+    assert loaded.config == idx.config and loaded.stats == idx.stats
     assert loaded.build_time_ns == idx.build_time_ns
     # params hold integer anchors as bit patterns (some are NaNs): compare the bits.
-    assert np.array_equal(loaded._meta, idx._meta) and loaded._params.tobytes() == idx._params.tobytes()
+    assert np.array_equal(loaded.arrays.meta, idx.arrays.meta) and loaded.arrays.params.tobytes() == idx.arrays.params.tobytes()
     loaded._check()
 
 
@@ -163,10 +163,10 @@ def test_mmap_maps_keys_copies_structure_and_positions_are_not_written(tmp_path)
 
     assert isinstance(base_mmap(loaded.keys), mmap.mmap)
     # Structure is copied out of the mapping (a later write to the file cannot reach it).
-    assert base_mmap(loaded._params) is None and base_mmap(loaded._meta) is None
-    assert loaded.keys.ctypes.data % 64 == 0 and loaded._params.ctypes.data % 64 == 0
+    assert base_mmap(loaded.arrays.params) is None and base_mmap(loaded.arrays.meta) is None
+    assert loaded.keys.ctypes.data % 64 == 0 and loaded.arrays.params.ctypes.data % 64 == 0
     # Model arrays keep the writable flag of built ones (same compiled kernels).
-    assert loaded._meta.flags.writeable == idx._meta.flags.writeable
+    assert loaded.arrays.meta.flags.writeable == idx.arrays.meta.flags.writeable
     read = learnedidx.load(path, mmap=False)
     assert base_mmap(read.keys) is None and read.keys.ctypes.data % 64 == 0
     check_index(lambda k, v: loaded, keys, np.arange(len(keys), dtype=np.int64))

@@ -172,16 +172,18 @@ def test_predict_brackets_present_keys():
     p, a, b = idx.predict(int(keys[100]))
     assert isinstance(p, int) and a <= 100 <= b
     assert idx.max_error >= 0 and idx.avg_log2_error >= 0 and idx.build_time_ns > 0
-    assert idx.size_in_bytes() == idx._meta.nbytes + idx._params.nbytes + sum(a.nbytes for a in idx._hybrid)
+    assert idx.size_in_bytes() == sum(a.nbytes for a in idx.arrays)
     assert idx.model_counts[0] == 1
 
 
 def test_check_detects_a_broken_window():
     idx = RMI(_lognormal(5000, seed=6), stages=("linear", "linear"), branching_factor=16)
     idx._check()
-    errors = idx._params[-16 * 4:].reshape(16, 4)[:, 3:].view(np.int32)
+    params = idx.arrays.params.copy()
+    errors = params[-16 * 4:].reshape(16, 4)[:, 3:].view(np.int32)
     errors[:, 0] = 0
     errors[:, 1] = 0
+    idx = RMI.from_arrays(idx.keys, idx.arrays._replace(params=params), idx.config, idx.stats)
     with pytest.raises(AssertionError, match="outside their predicted window"):
         idx._check()
     # Answers stay exact even with a wrong model: the search widens the window.
@@ -329,12 +331,12 @@ def test_any_leaf_error_bounds_keep_answers_exact(bounds):
     queries = np.concatenate([keys, rng.integers(0, 10**6 + 10, 500).astype(np.uint64), [0, 2**64 - 1]])
     for options in ({}, dict(stages=("linear", "linear"), branching_factor=8, search="exponential")):
         idx = RMI(keys, **options)
-        params = idx._params.copy()
-        rec = K.META_HEADER + K.META_STRIDE * (int(idx._meta[0]) - 1)
-        start = int(idx._meta[rec + 2])
+        params = idx.arrays.params.copy()
+        rec = K.META_HEADER + K.META_STRIDE * (int(idx.arrays.meta[0]) - 1)
+        start = int(idx.arrays.meta[rec + 2])
         errors = params[start:].reshape(-1, K.LINEAR_WIDTH)[:, K.ERROR_SLOT:].view(np.int32)
         errors[:, 0], errors[:, 1] = bounds
-        idx._params = params
+        idx = RMI.from_arrays(keys, idx.arrays._replace(params=params), idx.config, idx.stats)
         for side in ("left", "right"):
             expected = np.searchsorted(keys, queries, side)
             bound = idx.lower_bound if side == "left" else idx.upper_bound
@@ -449,9 +451,9 @@ def _assert_trains_exactly(keys, options):
     idx = RMI(keys, assume_sorted=True, **options)
     runs, in_order = models.root_runs(len(keys)), True
     for stage in range(1, len(idx.config.stages)):
-        runs, searched = models.stage_runs(idx._meta, idx._params, idx.keys, stage, runs)
+        runs, searched = models.stage_runs(idx.arrays.meta, idx.arrays.params, idx.keys, stage, runs)
         in_order &= searched
-    checks = [models.leaf_errors(idx._meta, idx._params, idx.keys, runs, every_key, idx._hybrid)
+    checks = [models.leaf_errors(idx.arrays.meta, idx.arrays.params, idx.keys, runs, every_key, idx.arrays[2:])
               for every_key in ((True, False) if in_order else (True,))]
     for lo, hi, max_error, sum_log2, routed in checks:
         assert routed and max_error.max() == idx.max_error
@@ -460,10 +462,10 @@ def _assert_trains_exactly(keys, options):
     queries = _queries_around(keys, seed=len(keys))
     assert np.array_equal(idx.lower_bound(queries), np.searchsorted(keys, queries, "left"))
     assert np.array_equal(idx.upper_bound(queries), np.searchsorted(keys, queries, "right"))
-    meta, params, hybrid, stats = train(idx.keys, idx.config, split=False)
-    assert np.array_equal(meta, idx._meta)
-    assert np.array_equal(params.view(np.int64), idx._params.view(np.int64))
-    assert stats == idx._stats
+    arrays, stats = train(idx.keys, idx.config, split=False)
+    assert np.array_equal(arrays.meta, idx.arrays.meta)
+    assert np.array_equal(arrays.params.view(np.int64), idx.arrays.params.view(np.int64))
+    assert stats == idx.stats
     if len(keys):
         pos = idx.predict(keys)[0]
         err = np.abs(np.searchsorted(keys, keys) - pos)
@@ -517,9 +519,9 @@ def test_a_wrong_split_is_caught_and_training_routes_every_key(monkeypatch):
     route_runs = models._route_runs
     monkeypatch.setattr(T, "split_range", off_by_one)
     monkeypatch.setattr(models, "_route_runs", lambda *args: routed.append(args[3]) or route_runs(*args))
-    meta, params, hybrid, stats = train(keys, RMIConfig())
+    arrays, stats = train(keys, RMIConfig())
     assert routed == [1, 2]  # the second attempt routed every key, at both stages below the root
-    assert np.array_equal(params.view(np.int64), expected[1].view(np.int64)) and stats == expected[3]
+    assert np.array_equal(arrays.params.view(np.int64), expected[0].params.view(np.int64)) and stats == expected[1]
 
 
 def test_routes_in_order_needs_lines_of_non_negative_slope_and_finite_offsets():
@@ -528,7 +530,7 @@ def test_routes_in_order_needs_lines_of_non_negative_slope_and_finite_offsets():
 
     keys = _lognormal(5000, seed=14)
     idx = RMI(keys)
-    meta, params = idx._meta, idx._params.copy()
+    meta, params = idx.arrays.meta, idx.arrays.params.copy()
     assert routes_in_order(meta, params, keys, 0) and routes_in_order(meta, params, keys, 1)
     mid = int(meta[K.META_HEADER + K.META_STRIDE + 2])
     params[mid + K.LINEAR_WIDTH + 1] = -1e-9  # the second inner model's slope
@@ -536,12 +538,12 @@ def test_routes_in_order_needs_lines_of_non_negative_slope_and_finite_offsets():
     params[mid + K.LINEAR_WIDTH + 1] = np.inf
     assert not routes_in_order(meta, params, keys, 1)
     cubic = RMI(keys, stages=("cubic", "linear"))
-    assert not routes_in_order(cubic._meta, cubic._params, keys, 0)
+    assert not routes_in_order(cubic.arrays.meta, cubic.arrays.params, keys, 0)
     floats = np.array([-np.inf, 0.0, 1.0])
     linear = RMI(floats, stages=("linear", "linear"))
-    assert not routes_in_order(linear._meta, linear._params, floats, 0)
+    assert not routes_in_order(linear.arrays.meta, linear.arrays.params, floats, 0)
     huge = np.array([-1e308, 1e308])  # the span overflows float64
-    assert not routes_in_order(RMI(huge)._meta, RMI(huge)._params, huge, 0)
+    assert not routes_in_order(RMI(huge).arrays.meta, RMI(huge).arrays.params, huge, 0)
 
 
 @pytest.mark.parametrize("every_key", [True, False])
@@ -554,11 +556,11 @@ def test_leaf_errors_check_routes_of_every_key_or_of_block_ends(every_key):
     idx = RMI(keys, max_window=None)
     runs = models.root_runs(len(keys))
     for stage in (1, 2):
-        runs, searched = models.stage_runs(idx._meta, idx._params, keys, stage, runs)
+        runs, searched = models.stage_runs(idx.arrays.meta, idx.arrays.params, keys, stage, runs)
         assert searched
-    lo, hi, max_err, sum_log2, routed = models.leaf_errors(idx._meta, idx._params, keys, runs, every_key)
+    lo, hi, max_err, sum_log2, routed = models.leaf_errors(idx.arrays.meta, idx.arrays.params, keys, runs, every_key)
     assert routed and max_err.max() == idx.max_error and sum_log2.sum() / len(keys) == pytest.approx(idx.avg_log2_error)
-    errors = idx._params[-4 * len(lo):].reshape(-1, 4)[:, 3:].view(np.int32)
+    errors = idx.arrays.params[-4 * len(lo):].reshape(-1, 4)[:, 3:].view(np.int32)
     assert np.array_equal(errors[:, 0], lo) and np.array_equal(errors[:, 1], hi)
     bounds, owner = runs[0].copy(), runs[1]
     wide = np.flatnonzero(np.diff(bounds)[:-1] > 2)  # runs with a next run: move their last bound
@@ -566,7 +568,7 @@ def test_leaf_errors_check_routes_of_every_key_or_of_block_ends(every_key):
         for shift in (-1, 1):
             moved = bounds.copy()
             moved[r + 1] += shift
-            assert not models.leaf_errors(idx._meta, idx._params, keys, (moved, owner), every_key)[4]
+            assert not models.leaf_errors(idx.arrays.meta, idx.arrays.params, keys, (moved, owner), every_key)[4]
 
 
 # --- hybrid leaves (RMIConfig.max_window) --------------------------------------------------------
@@ -601,7 +603,7 @@ def test_hybrid_leaves_bound_every_window_on_adversarial_keys(name):
     lb = np.searchsorted(keys, keys)
     assert (hi - lo).max() <= 256 and ((lo <= lb) & (lb + 1 <= hi)).all()
     assert idx.max_error == np.abs(lb - pos).max() < 256
-    assert len(idx._hybrid[0]) <= len(keys) / 256 + 8 * idx.hybrid_leaves  # a sample every 256 keys of a run
+    assert len(idx.arrays[2:][0]) <= len(keys) / 256 + 8 * idx.hybrid_leaves  # a sample every 256 keys of a run
     queries = _queries_of(keys, seed=len(name))
     for mode, side in ((0, "left"), (1, "right")):
         want = np.searchsorted(keys, queries, side)
@@ -624,7 +626,7 @@ def test_hybrid_windows_across_scattered_runs(max_window):
     idx = RMI(keys, max_window=max_window)
     runs = models.root_runs(len(keys))
     for stage in (1, 2):
-        runs, _ = models.stage_runs(idx._meta, idx._params, keys, stage, runs)
+        runs, _ = models.stage_runs(idx.arrays.meta, idx.arrays.params, keys, stage, runs)
     assert np.bincount(runs[1]).max() > 1  # some leaf has several runs
     idx._check()
     assert (np.diff(np.stack(idx.predict(keys)[1:]), axis=0) <= max_window).all()

@@ -18,7 +18,7 @@ from tests.test_interleaved import MODES, expected, keys_and_queries
 
 def _run(kernel, idx, queries, mode, variant, slots, top):
     out = np.full(len(queries), -7, dtype=np.int64)
-    kernel(idx._meta, idx._params, *idx._hybrid, idx._keys, queries, out, mode, variant, slots, top)
+    kernel(idx.arrays, idx.keys, queries, out, mode, variant, slots, top)
     return out
 
 

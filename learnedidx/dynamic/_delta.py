@@ -34,8 +34,9 @@ def d_rank(dk, dn, order, dmax, dcum, k, d, q, right):
 
 
 @njit(**LEAN_JIT)
-def d_fix(dn, order, dcum, st):
+def d_fix(delta):
     """Recompute ``dcum`` from the first order position that changed."""
+    dk, dv, dn, order, dmax, dcum, free, st = delta
     k = st[K_CHUNKS]
     for o in range(st[DIRTY], k):
         dcum[o + 1] = dcum[o] + dn[order[o]]
@@ -49,12 +50,13 @@ def _dirty(st, o):
 
 
 @njit(**LEAN_JIT)
-def d_insert(dk, dv, dn, order, dmax, free, st, q, v):
+def d_insert(delta, q, v):
     """Insert key q (absent from the delta) with value v; needs one free chunk.
 
     Complexity O(log k + C): a binary search over the chunks' maxima, one in the chunk, a
     shift inside the chunk, and when the chunk is full a split (O(k) to shift ``order``).
     """
+    dk, dv, dn, order, dmax, dcum, free, st = delta
     cap_c = dk.shape[1]
     k = st[K_CHUNKS]
     if k == 0:
@@ -111,8 +113,9 @@ def d_insert(dk, dv, dn, order, dmax, free, st, q, v):
 
 
 @njit(**LEAN_JIT)
-def d_remove(dk, dv, dn, order, dmax, free, st, q):
+def d_remove(delta, q):
     """Remove key q from the delta; returns False when it is absent. Complexity O(log k + C)."""
+    dk, dv, dn, order, dmax, dcum, free, st = delta
     k = st[K_CHUNKS]
     o = binary_search(dmax, q, ZERO, k, False)
     if o == k:
@@ -142,11 +145,12 @@ def d_remove(dk, dv, dn, order, dmax, free, st, q):
 
 
 @njit(**LEAN_JIT)
-def d_upsert_sorted(dk, dv, dn, order, dmax, free, st, keys, vals):
+def d_upsert_sorted(delta, keys, vals):
     """Upsert sorted unique keys one by one; returns how many were new.
 
     Needs ``len(keys)`` free chunks in the worst case (the caller grows the pool first).
     """
+    dk, dv, dn, order, dmax, dcum, free, st = delta
     cap_c = dk.shape[1]
     inserted = 0
     for i in range(keys.shape[0]):
@@ -155,30 +159,32 @@ def d_upsert_sorted(dk, dv, dn, order, dmax, free, st, keys, vals):
         if slot >= 0:
             dv[slot // cap_c, slot % cap_c] = vals[i]
         else:
-            d_insert(dk, dv, dn, order, dmax, free, st, q, vals[i])
+            d_insert(delta, q, vals[i])
             inserted += 1
     return inserted
 
 
 @njit(**LEAN_JIT)
-def d_find_many(dk, dn, order, dmax, st, keys, out):
+def d_find_many(delta, keys, out):
     """``out[i]`` = flat slot of keys[i] in the delta, or -1."""
+    dk, dv, dn, order, dmax, dcum, free, st = delta
     k = st[K_CHUNKS]
     for i in range(keys.shape[0]):
         out[i] = d_find(dk, dn, order, dmax, k, keys[i])
 
 
 @njit(**LEAN_JIT)
-def d_remove_many(dk, dv, dn, order, dmax, free, st, keys):
+def d_remove_many(delta, keys):
     """Remove every key (each must be in the delta)."""
     for q in keys:
-        d_remove(dk, dv, dn, order, dmax, free, st, q)
+        d_remove(delta, q)
 
 
 @njit(**LEAN_JIT)
-def d_bulk_chunks(dk, dn, order, dmax, st, keys, fill):
+def d_bulk_chunks(delta, keys, fill):
     """Upper bound on the chunks :func:`d_bulk_upsert` needs for sorted ``keys``: O(k + b)."""
-    return _chunks_needed(dk, dn, order, dmax, 0, st[K_CHUNKS], keys, 0, keys.shape[0], fill)
+    st = delta.state
+    return _chunks_needed(delta, ZERO, st[K_CHUNKS], keys, ZERO, keys.shape[0], fill)
 
 
 @njit(inline="always", **LEAN_JIT)
@@ -195,9 +201,10 @@ def _batch_end(dmax, o, last, keys, bi, b_hi):
 
 
 @njit(**LEAN_JIT)
-def _chunks_needed(dk, dn, order, dmax, o_lo, o_hi, keys, b_lo, b_hi, fill):
+def _chunks_needed(delta, o_lo, o_hi, keys, b_lo, b_hi, fill):
     """:func:`d_bulk_chunks` for chunk positions ``o_lo:o_hi`` and batch keys ``b_lo:b_hi``
     (the last chunk of the range takes every key left)."""
+    dk, dv, dn, order, dmax, dcum, free, st = delta
     cap_c = dk.shape[1]
     if o_hi == o_lo:
         return (b_hi - b_lo + fill - 1) // fill
@@ -212,25 +219,25 @@ def _chunks_needed(dk, dn, order, dmax, o_lo, o_hi, keys, b_lo, b_hi, fill):
 
 
 @njit(**JIT)
-def d_bulk_upsert(dk, dv, dn, order, dmax, free, st, keys, vals, fill, order2, dmax2, tk, tv, parallel):
+def d_bulk_upsert(delta, keys, vals, fill, scratch, parallel):
     """Upsert sorted unique keys chunk by chunk, in place; returns how many were new.
 
-    Each chunk is merged with the batch keys that fall in it (``tk``/``tv`` hold the merge,
-    at least ``2 C + len(keys)`` long); a chunk that overflows is cut into pieces of about
-    ``fill`` keys taken from the free stack (the caller makes room with
-    :func:`d_bulk_chunks`). Chunks that get no key are not touched. ``order2``/``dmax2`` are
-    scratch for the new chunk order. With ``parallel`` and two chunks or more, the lower and
+    ``scratch`` is ``(order2, dmax2, tk, tv)``. Each chunk is merged with the batch keys that
+    fall in it (``tk``/``tv`` hold the merge, at least ``2 C + len(keys)`` long); a chunk that
+    overflows is cut into pieces of about ``fill`` keys taken from the free stack (the caller
+    makes room with :func:`d_bulk_chunks`). Chunks that get no key are not touched.
+    ``order2``/``dmax2`` receive the new chunk order. With ``parallel`` and two chunks or more, the lower and
     the upper half of the chunks take their keys at once on two threads (see
     :func:`_bulk_upsert_halves`). Complexity O(k + b + C * chunks touched).
     """
+    dk, dv, dn, order, dmax, dcum, free, st = delta
+    order2, dmax2, tk, tv = scratch
     k = st[K_CHUNKS]
     b = keys.shape[0]
     if parallel and k >= 2:
-        w2, inserted, top = _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, st[N_FREE], keys, vals, fill,
-                                                order2, dmax2, tk, tv)
+        w2, inserted, top = _bulk_upsert_halves(delta, keys, vals, fill, scratch)
     else:
-        w2, inserted, top = _bulk_upsert_range(dk, dv, dn, order, dmax, ZERO, k, keys, vals, ZERO, b, fill, free,
-                                               st[N_FREE], order2, dmax2, 0, tk, tv)
+        w2, inserted, top = _bulk_upsert_range(delta, ZERO, k, keys, vals, ZERO, b, fill, st[N_FREE], scratch)
     for z in range(w2):
         order[z] = order2[z]
         dmax[z] = dmax2[z]
@@ -242,7 +249,7 @@ def d_bulk_upsert(dk, dv, dn, order, dmax, free, st, keys, vals, fill, order2, d
 
 
 @njit(parallel=True, **JIT)
-def _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, top, keys, vals, fill, order2, dmax2, tk, tv):
+def _bulk_upsert_halves(delta, keys, vals, fill, scratch):
     """:func:`_bulk_upsert_range` for the lower and the upper half of the chunks on two threads;
     returns ``(chunks, inserted, free top)`` like it.
 
@@ -250,6 +257,10 @@ def _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, top, keys, vals, fill,
     own share of the free stack (the lower half's is its :func:`_chunks_needed`, from the top)
     and writes its chunk order apart; the ids left are then packed back into one stack.
     """
+    dk, dv, dn, order, dmax, dcum, free, st = delta
+    order2, dmax2, tk, tv = scratch
+    k = st[K_CHUNKS]
+    top = st[N_FREE]
     c = dk.shape[1]
     b = keys.shape[0]
     mid = k // 2
@@ -258,18 +269,18 @@ def _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, top, keys, vals, fill,
     cut = binary_search(keys, dmax[mid - 1], ZERO, keys.shape[0], True)
     # The lower half pops from free[low_floor:top]; the upper half below low_floor, within the
     # room the caller made for the whole batch.
-    low_floor = top - (_chunks_needed(dk, dn, order, dmax, 0, mid, keys, 0, cut, fill) - mid)
+    low_floor = top - (_chunks_needed(delta, ZERO, mid, keys, ZERO, cut, fill) - mid)
     high_order = np.empty(order2.shape[0], dtype=np.int64)
     high_dmax = np.empty(order2.shape[0], dtype=dmax2.dtype)
     split = c + cut
     results = np.zeros((2, 3), dtype=np.int64)
     for half in prange(2):
         if half == 0:
-            w, ins, t = _bulk_upsert_range(dk, dv, dn, order, dmax, ZERO, mid, keys, vals, ZERO, cut, fill, free, top,
-                                           order2, dmax2, 0, tk[:split], tv[:split])
+            w, ins, t = _bulk_upsert_range(delta, ZERO, mid, keys, vals, ZERO, cut, fill, top,
+                                           (order2, dmax2, tk[:split], tv[:split]))
         else:
-            w, ins, t = _bulk_upsert_range(dk, dv, dn, order, dmax, mid, k, keys, vals, cut, b, fill, free,
-                                           low_floor, high_order, high_dmax, 0, tk[split:], tv[split:])
+            w, ins, t = _bulk_upsert_range(delta, mid, k, keys, vals, cut, b, fill, low_floor,
+                                           (high_order, high_dmax, tk[split:], tv[split:]))
         results[half, 0] = w
         results[half, 1] = ins
         results[half, 2] = t
@@ -286,12 +297,15 @@ def _bulk_upsert_halves(dk, dv, dn, order, dmax, free, k, top, keys, vals, fill,
 
 
 @njit(**LEAN_JIT)
-def _bulk_upsert_range(dk, dv, dn, order, dmax, o_lo, o_hi, keys, vals, b_lo, b_hi, fill, free, top, order2,
-                       dmax2, w2, tk, tv):
+def _bulk_upsert_range(delta, o_lo, o_hi, keys, vals, b_lo, b_hi, fill, top, out):
     """The chunks at order positions ``o_lo:o_hi`` take the batch keys ``b_lo:b_hi`` (the last
     of them every key left; none: the keys become new chunks). New chunks pop from
-    ``free[:top]``; the chunk order is written to ``order2``/``dmax2`` from ``w2``.
+    ``free[:top]``; ``out`` is ``(order2, dmax2, tk, tv)``: the chunk order is written to
+    ``order2``/``dmax2``, the merges go through ``tk``/``tv``.
     Returns ``(w2, inserted, top)`` after it."""
+    dk, dv, dn, order, dmax, dcum, free, st = delta
+    order2, dmax2, tk, tv = out
+    w2 = 0
     cap_c = dk.shape[1]
     bi = b_lo
     inserted = 0
@@ -368,10 +382,11 @@ def _bulk_upsert_range(dk, dv, dn, order, dmax, o_lo, o_hi, keys, vals, b_lo, b_
 
 
 @njit(**LEAN_JIT)
-def d_bulk_remove(dk, dv, dn, order, dmax, free, st, keys):
+def d_bulk_remove(delta, keys):
     """Remove sorted unique keys (absent ones are skipped) chunk by chunk, in place; empty
     chunks return to the free stack. Returns how many were removed. Complexity O(k + b + C *
     chunks touched)."""
+    dk, dv, dn, order, dmax, dcum, free, st = delta
     k = st[K_CHUNKS]
     b = keys.shape[0]
     bi = 0
@@ -414,8 +429,10 @@ def d_bulk_remove(dk, dv, dn, order, dmax, free, st, keys):
 
 
 @njit(**LEAN_JIT)
-def d_flatten(dk, dv, dn, order, k, out_k, out_v):
+def d_flatten(delta, out_k, out_v):
     """Copy the delta into flat sorted arrays."""
+    dk, dv, dn, order, dmax, dcum, free, st = delta
+    k = st[K_CHUNKS]
     w = 0
     for o in range(k):
         c = order[o]
@@ -427,8 +444,9 @@ def d_flatten(dk, dv, dn, order, k, out_k, out_v):
 
 
 @njit(**LEAN_JIT)
-def d_rebuild(dk, dv, dn, order, dmax, dcum, free, st, keys, vals, fill):
+def d_rebuild(delta, keys, vals, fill):
     """Lay flat sorted unique keys out in chunks of ``fill`` keys (the pool must hold them)."""
+    dk, dv, dn, order, dmax, dcum, free, st = delta
     cap = dk.shape[0]
     d = keys.shape[0]
     k = (d + fill - 1) // fill

@@ -11,12 +11,14 @@ from ._tombstones import t_below
 
 
 @njit(**LEAN_JIT)
-def dir_build(samples, n, dk, dn, order, k, dirs):
+def dir_build(samples, n, delta, dirs):
     """``dirs[b]`` = order slot ``o * C + j`` of the first delta key >= ``samples[b]``, the main
     key at position ``b << DIR_SHIFT`` (``k * C``, the end, for the entries past main).
 
     ``samples`` is ``main[::64]``. Complexity O(n / 64 + d), one walk of both.
     """
+    dk, dv, dn, order, dmax, dcum, free, st = delta
+    k = st[K_CHUNKS]
     cap_c = dk.shape[1]
     o = 0
     j = 0
@@ -70,10 +72,12 @@ def dir_range(use_dir, dirs, p, n, end):
 
 
 @njit(**LEAN_JIT)
-def rank_post(main_rank, queries, right, n, tbits, tcum, use_dir, dirs, dk, dn, order, dmax, dcum, st, out):
+def rank_post(main_rank, queries, right, n, tomb, use_dir, dirs, delta, out):
     """Ranks from main ranks (in place in ``out``, which may be ``main_rank``):
     ``main_rank - tombstones below + delta rank``, the delta searched through the directory
     when ``use_dir``. Complexity O(1 + log(delta keys in range)) per query."""
+    dk, dv, dn, order, dmax, dcum, free, st = delta
+    tbits, tcum = tomb
     k = st[K_CHUNKS]
     end = k * dk.shape[1]
     for i in range(queries.shape[0]):

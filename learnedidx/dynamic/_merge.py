@@ -9,7 +9,7 @@ from numba.extending import overload
 from .. import _rmi_kernels as R
 from .._intrinsics import LEAN_JIT
 from .._search import ZERO, binary_search
-from ._layout import FIT_STRIDE, LOG2_STRIDE, JIT
+from ._layout import FIT_STRIDE, K_CHUNKS, LOG2_STRIDE, JIT
 from ._tombstones import t_test
 
 
@@ -30,11 +30,12 @@ def _set_anchor_impl(params, pbits, base, a):
 
 
 @njit(**JIT)
-def leaf_runs(meta, params, keys):
+def leaf_runs(rmi, keys):
     """``(run_start, run_leaf)``: maximal runs of consecutive keys routed to one leaf.
 
     ``run_start`` has one more entry than ``run_leaf``: n. Complexity O(n * stages).
     """
+    meta, params, _, _ = rmi
     n = keys.shape[0]
     pbits = params.view(np.int64)
     plan = R.routing_plan(meta, params, pbits, meta[0] - 1)
@@ -63,9 +64,9 @@ def leaf_runs(meta, params, keys):
 
 
 @njit(**JIT)
-def merge_delta(src_k, src_v, n, tbits, has_tombstones, dk, dv, dn, order, k, meta, params, run_start, run_leaf,
-                kbuf, vbuf, in_place, parallel, out_start, out_leaf):
-    """Merge main (``src_k``/``src_v``, n keys) and the delta into ``kbuf``/``vbuf``.
+def merge_delta(src, n, tbits, has_tombstones, delta, rmi, runs, buf, in_place, parallel, out_runs):
+    """Merge main (``src = (src_k, src_v)``, n keys) and the delta into ``buf = (kbuf, vbuf)``;
+    ``runs``/``out_runs`` are ``(run_start, run_leaf)`` pairs, in and out.
 
     ``in_place``: kbuf/vbuf are main's own buffers (capacity >= live main keys + delta), so no
     new memory is touched; the keys below the smallest delta key do not move. Otherwise they
@@ -77,6 +78,12 @@ def merge_delta(src_k, src_v, n, tbits, has_tombstones, dk, dv, dn, order, k, me
     runs + 2 d + 4) and returns their number.
     Complexity O(n + d * stages); in place, O(runs) for the unmoved prefix.
     """
+    dk, dv, dn, order, dmax, dcum, free, st = delta
+    src_k, src_v = src
+    run_start, run_leaf = runs
+    kbuf, vbuf = buf
+    out_start, out_leaf = out_runs
+    k = st[K_CHUNKS]
     nruns = run_leaf.shape[0]
     if has_tombstones and not in_place:
         raise ValueError("merge_delta: tombstones are compacted in place; copy main into the new buffers first")
@@ -117,20 +124,17 @@ def merge_delta(src_k, src_v, n, tbits, has_tombstones, dk, dv, dn, order, k, me
                 lo_o = x + 1
         split = lo_o if lo_o < k else 0
     if split:
-        nb = _merge_halves(src_k, src_v, n, d, nruns, split, k, dk, dv, dn, order, meta, params, run_start,
-                           run_leaf, kbuf, vbuf, in_place, out_start, out_leaf)
+        nb = _merge_halves(src, n, d, nruns, split, delta, rmi, runs, buf, in_place, out_runs)
     else:
         stage = 0 if in_place else n  # every main key read from kbuf itself, or from src
-        nb = _merge_back(kbuf, vbuf, src_k, src_v, ZERO, ZERO, stage, n - 1, n + d - 1, nruns - 1, ZERO, k, dk, dv, dn,
-                         order, meta, params, run_start, run_leaf, out_start, out_leaf)
+        nb = _merge_back(buf, src, ZERO, ZERO, stage, n - 1, n + d - 1, nruns - 1, ZERO, k, delta, rmi, runs, out_runs)
         _reverse_runs(out_start, out_leaf, nb)
     out_start[nb] = n + d
     return nb
 
 
 @njit(parallel=True, **JIT)
-def _merge_halves(src_k, src_v, n, d, nruns, split, k, dk, dv, dn, order, meta, params, run_start, run_leaf,
-                  kbuf, vbuf, in_place, out_start, out_leaf):
+def _merge_halves(src, n, d, nruns, split, delta, rmi, runs, buf, in_place, out_runs):
     """The backward merge as two independent halves on two threads; returns the runs' number.
 
     The lower half merges main[:p] with the delta chunks before ``split`` (h keys) into
@@ -139,6 +143,12 @@ def _merge_halves(src_k, src_v, n, d, nruns, split, k, dk, dv, dn, order, meta, 
     half's writes land on main[p:p + h], which the upper half has yet to read: those keys are
     copied aside first (at most h of them) and read from the copy.
     """
+    dk, dv, dn, order, dmax, dcum, free, st = delta
+    src_k, src_v = src
+    run_start, run_leaf = runs
+    kbuf, vbuf = buf
+    out_start, out_leaf = out_runs
+    k = st[K_CHUNKS]
     h = 0
     for o in range(split):
         h += dn[order[o]]
@@ -159,13 +169,11 @@ def _merge_halves(src_k, src_v, n, d, nruns, split, k, dk, dv, dn, order, meta, 
     counts = np.zeros(2, dtype=np.int64)
     for half in prange(2):
         if half == 0:
-            counts[0] = _merge_back(kbuf, vbuf, saved_k, saved_v, ZERO, ZERO, ZERO if in_place else n, p - 1,
-                                    p + h - 1, r_low, ZERO, split, dk, dv, dn, order, meta, params, run_start, run_leaf,
-                                    out_start, out_leaf)
+            counts[0] = _merge_back(buf, (saved_k, saved_v), ZERO, ZERO, ZERO if in_place else n, p - 1, p + h - 1,
+                                    r_low, ZERO, split, delta, rmi, runs, out_runs)
         else:
-            counts[1] = _merge_back(kbuf, vbuf, saved_k, saved_v, p, offset, stage, n - 1, n + d - 1, nruns - 1,
-                                    split, k, dk, dv, dn, order, meta, params, run_start, run_leaf, up_start,
-                                    up_leaf)
+            counts[1] = _merge_back(buf, (saved_k, saved_v), p, offset, stage, n - 1, n + d - 1, nruns - 1, split, k,
+                                    delta, rmi, runs, (up_start, up_leaf))
     nb = counts[0]
     _reverse_runs(out_start, out_leaf, nb)
     # The upper half's runs follow; a leaf straddling p continues the lower half's last run.
@@ -179,8 +187,7 @@ def _merge_halves(src_k, src_v, n, d, nruns, split, k, dk, dv, dn, order, meta, 
 
 
 @njit(**LEAN_JIT)
-def _merge_back(kbuf, vbuf, saved_k, saved_v, lo, offset, stage, i, w, r, o_lo, o_hi, dk, dv, dn, order, meta,
-                params, run_start, run_leaf, out_start, out_leaf):
+def _merge_back(buf, saved, lo, offset, stage, i, w, r, o_lo, o_hi, delta, rmi, runs, out_runs):
     """Merge main keys ``lo..i`` and delta chunks ``o_lo:o_hi`` backward into kbuf/vbuf, the
     largest at position w.
 
@@ -189,6 +196,12 @@ def _merge_back(kbuf, vbuf, saved_k, saved_v, lo, offset, stage, i, w, r, o_lo, 
     ``offset``. ``r`` is the run that holds position i. Records the output runs from the top
     down (``out_leaf`` and each run's lowest position in ``out_start``) and returns their number.
     """
+    dk, dv, dn, order, dmax, dcum, free, st = delta
+    meta, params, _, _ = rmi
+    kbuf, vbuf = buf
+    saved_k, saved_v = saved
+    run_start, run_leaf = runs
+    out_start, out_leaf = out_runs
     pbits = params.view(np.int64)
     plan = R.routing_plan(meta, params, pbits, meta[0] - 1)
     in_place = stage <= lo
@@ -441,7 +454,7 @@ def _refit_one_run_leaves_parallel(params, keys, run_start, run_leaf, nr, runs_o
 
 
 @njit(**JIT)
-def refit_leaves(meta, params, keys, run_start, run_leaf, nr, log2_fixed, parallel):
+def refit_leaves(rmi, keys, runs, nr, log2_fixed, parallel):
     """Pass B of a merge: refit every leaf by least squares on its keys, then record its errors.
 
     A leaf with one run (almost all: routing is monotone but near inner models' borders) is
@@ -456,6 +469,8 @@ def refit_leaves(meta, params, keys, run_start, run_leaf, nr, log2_fixed, parall
 
     Returns ``(max_abs_error, sum_log2_error, sum_window)``. Complexity O(n + runs).
     """
+    meta, params, _, _ = rmi
+    run_start, run_leaf = runs
     n = keys.shape[0]
     pbits = params.view(np.int64)
     perr = params.view(np.int32)

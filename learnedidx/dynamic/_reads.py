@@ -8,14 +8,14 @@ from numba import njit, prange
 from .. import _rmi_kernels as R
 from .._intrinsics import LEAN_JIT, prefetch
 from .._modes import LEFT
-from .._search import ZERO, prefetch_window, search_group
+from .._search import ZERO, group_scratch, prefetch_window, search_group
 from ._directory import dir_range, d_locate_in
 from ._layout import BLOCK_SHIFT, DIR_SHIFT, K_CHUNKS, JIT
 from ._tombstones import t_below, t_test
 
 
 @njit(**LEAN_JIT)  # not inlined: one compiled copy for _lookup_range and _rank_range
-def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, hi):
+def _search_group(rmi, mk, queries, g, top, mode, scratch):
     """Main ranks of ``queries[g:top]`` (mode 0: keys < q, 1: keys <= q) into ``pos``.
 
     The phases of the group variant of :func:`learnedidx._rmi_kernels.lookup_batch`: route every query
@@ -23,6 +23,8 @@ def _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, 
     search them in lock-step (:func:`learnedidx._search.search_group`); each phase's loads were
     requested a phase earlier.
     """
+    meta, params, _, _ = rmi
+    qbuf, leaf, pos, lo, hi = scratch
     pbits = params.view(np.int64)
     plan = R.routing_plan(meta, params, pbits, meta[0] - 1)
     for i in range(g, top):
@@ -71,17 +73,20 @@ def _prefetch_dirs(use_dir, dirs, r, n):
 
 
 @njit(**LEAN_JIT)
-def _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
-                  queries, out, found, start, stop, qbuf, leaf, pos, lo, hi):
-    """Values of ``queries[start:stop]``, GROUP lookups at a time in lock-step: the main
+def _lookup_range(rmi, mk, mv, tomb, has_tombstones, use_dir, dirs, delta, queries, out, found, scratch):
+    """Values of ``queries``, GROUP lookups at a time in lock-step: the main
     search (:func:`_search_group`), then a main hit prefetches its value and tombstone word,
     a miss the directory entries around its rank and then the delta chunk they point to, and
-    the last phase reads what was prefetched. ``qbuf ... hi``: scratch of :func:`_group_scratch`."""
+    the last phase reads what was prefetched. ``scratch``: :func:`learnedidx._search.group_scratch`."""
+    dk, dv, dn, order, dmax, dcum, free, st = delta
+    tbits, _ = tomb
+    qbuf, leaf, pos, lo, hi = scratch
+    stop = queries.shape[0]
     n = mk.shape[0]
     k = st[K_CHUNKS]
-    for g in range(start, stop, R.GROUP):
+    for g in range(0, stop, R.GROUP):
         top = min(stop, g + R.GROUP)
-        _search_group(meta, params, mk, queries, g, top, ZERO, qbuf, leaf, pos, lo, hi)
+        _search_group(rmi, mk, queries, g, top, ZERO, scratch)
         for x in range(top - g):
             r = pos[x]
             if r < n and mk[r] == qbuf[x]:
@@ -117,16 +122,19 @@ def _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk
 
 
 @njit(**LEAN_JIT)
-def _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
-                queries, right, out, start, stop, qbuf, leaf, pos, lo, hi):
-    """Ranks of ``queries[start:stop]`` (keys < q, or <= q when right): the main search, then
+def _rank_range(rmi, mk, tomb, has_tombstones, use_dir, dirs, delta, queries, right, out, scratch):
+    """Ranks of ``queries`` (keys < q, or <= q when right): the main search, then
     prefetches of the tombstone counts and of the delta chunk, as in :func:`_lookup_range`."""
+    dk, dv, dn, order, dmax, dcum, free, st = delta
+    tbits, tcum = tomb
+    qbuf, leaf, pos, lo, hi = scratch
+    stop = queries.shape[0]
     n = mk.shape[0]
     k = st[K_CHUNKS]
     mode = 1 if right else 0
-    for g in range(start, stop, R.GROUP):
+    for g in range(0, stop, R.GROUP):
         top = min(stop, g + R.GROUP)
-        _search_group(meta, params, mk, queries, g, top, mode, qbuf, leaf, pos, lo, hi)
+        _search_group(rmi, mk, queries, g, top, mode, scratch)
         for x in range(top - g):
             r = pos[x]
             if has_tombstones:
@@ -149,63 +157,49 @@ def _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk
             out[i] = rank
 
 
-@njit(inline="always", **JIT)
-def _group_scratch(mk):
-    """Scratch of one chunk of the phased kernels: GROUP queries, leaves, positions, windows."""
-    return (np.empty(R.GROUP, dtype=mk.dtype), np.empty(R.GROUP, dtype=np.int64), np.empty(R.GROUP, dtype=np.int64),
-            np.empty(R.GROUP, dtype=np.int64), np.empty(R.GROUP, dtype=np.int64))
-
-
 @njit(**JIT)
-def lookup_batch(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
-                 queries, out, found):
+def lookup_batch(rmi, mk, mv, tomb, has_tombstones, use_dir, dirs, delta, queries, out, found):
     """``(out[i], found[i])``: the value of key queries[i] among main and the delta, in one pass
     (see :func:`_lookup_range`). Complexity O(m (stages + log window + log(delta keys in
     range)))."""
-    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
-    _lookup_range(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
-                  queries, out, found, ZERO, queries.shape[0], qbuf, leaf, pos, lo, hi)
+    _lookup_range(rmi, mk, mv, tomb, has_tombstones, use_dir, dirs, delta, queries, out, found,
+                  group_scratch(mk, R.GROUP))
 
 
 @njit(parallel=True, **JIT)
-def lookup_batch_parallel(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax,
-                          st, queries, out, found):
+def lookup_batch_parallel(rmi, mk, mv, tomb, has_tombstones, use_dir, dirs, delta, queries, out, found):
     """:func:`lookup_batch` split into chunks over the Numba thread pool (each chunk calls the
     serial kernel on its slices: one compiled body for both)."""
     m = queries.shape[0]
     for c in prange((m + R.CHUNK - 1) // R.CHUNK):
         a = c * R.CHUNK
         b = min(m, a + R.CHUNK)
-        lookup_batch(meta, params, mk, mv, tbits, has_tombstones, use_dir, dirs, dk, dv, dn, order, dmax, st,
-                     queries[a:b], out[a:b], found[a:b])
+        lookup_batch(rmi, mk, mv, tomb, has_tombstones, use_dir, dirs, delta, queries[a:b], out[a:b], found[a:b])
 
 
 @njit(**JIT)
-def rank_batch(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
-               queries, right, out):
+def rank_batch(rmi, mk, tomb, has_tombstones, use_dir, dirs, delta, queries, right, out):
     """``out[i]`` = number of keys < queries[i] (<= when right), in one pass (see
     :func:`_rank_range`)."""
-    qbuf, leaf, pos, lo, hi = _group_scratch(mk)
-    _rank_range(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
-                queries, right, out, ZERO, queries.shape[0], qbuf, leaf, pos, lo, hi)
+    _rank_range(rmi, mk, tomb, has_tombstones, use_dir, dirs, delta, queries, right, out, group_scratch(mk, R.GROUP))
 
 
 @njit(parallel=True, **JIT)
-def rank_batch_parallel(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum,
-                        st, queries, right, out):
+def rank_batch_parallel(rmi, mk, tomb, has_tombstones, use_dir, dirs, delta, queries, right, out):
     """:func:`rank_batch` split into chunks over the Numba thread pool (each chunk calls the
     serial kernel on its slices)."""
     m = queries.shape[0]
     for c in prange((m + R.CHUNK - 1) // R.CHUNK):
         a = c * R.CHUNK
         b = min(m, a + R.CHUNK)
-        rank_batch(meta, params, mk, tbits, tcum, has_tombstones, use_dir, dirs, dk, dn, order, dmax, dcum, st,
-                   queries[a:b], right, out[a:b])
+        rank_batch(rmi, mk, tomb, has_tombstones, use_dir, dirs, delta, queries[a:b], right, out[a:b])
 
 
 @njit(**LEAN_JIT)
-def materialize(mk, mv, tbits, i0, i1, dk, dv, dn, order, dcum, k, r0, r1, out_k, out_v):
+def materialize(mk, mv, tbits, delta, i0, i1, r0, r1, out_k, out_v):
     """Merge live main keys ``[i0, i1)`` with delta keys of ranks ``[r0, r1)`` into out."""
+    dk, dv, dn, order, dmax, dcum, free, st = delta
+    k = st[K_CHUNKS]
     # First order position holding delta rank r0.
     lo = 0
     hi = k

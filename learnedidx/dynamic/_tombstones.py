@@ -39,8 +39,9 @@ def t_below(tbits, tcum, p):
 
 
 @njit(**LEAN_JIT)
-def t_fix(tbits, tcum, start_block):
+def t_fix(tomb, start_block):
     """Recompute ``tcum`` from ``start_block`` on; returns the total tombstone count."""
+    tbits, tcum = tomb
     nb = tcum.shape[0] - 1
     for b in range(start_block, nb):
         c = tcum[b]

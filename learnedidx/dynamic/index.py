@@ -14,7 +14,9 @@ from .._coerce import key_dtype_for, prepare_keys_values
 from .._pointers import address
 from ..base import KeyValueIndex, compiled_entry
 from ..persist import register
-from ..rmi import RMI
+from ..arrays import Delta, RMIArrays, Tombstones
+from ..models import no_hybrid
+from ..rmi import RMI, RMIConfig
 from ._common import INITIAL_CHUNKS, serialized, value_view_dtype
 from .config import DynamicConfig, make_config
 from .reading import Reading
@@ -231,7 +233,7 @@ class DynamicRMI(Writing, Reading, KeyValueIndex):
                 "main's keys are not sorted or hold NaN: this index's data is corrupt (a file changed "
                 "after saving and loaded with verify=False?); load(path, verify=True) checks a file"
             ) from e
-        run_start, run_leaf = _merge.leaf_runs(rmi._meta, rmi._params, rmi._keys)
+        run_start, run_leaf = _merge.leaf_runs(rmi.arrays, rmi.keys)
         self._trained_n = len(keys)
         self._trained_log2 = rmi.avg_log2_error
         self._full_retrains = getattr(self, "_full_retrains", 0) + 1
@@ -245,7 +247,7 @@ class DynamicRMI(Writing, Reading, KeyValueIndex):
         """
         rmi, run_start, run_leaf = trained
         self._rmi = rmi
-        self._keys = rmi._keys
+        self._keys = rmi.keys
         self._values = values
         self._kbuf, self._vbuf = kbuf, vbuf
         self._keys_shared = kbuf is None
@@ -253,8 +255,8 @@ class DynamicRMI(Writing, Reading, KeyValueIndex):
         self._run_start = run_start
         self._run_leaf = run_leaf
         n = len(keys)
-        self._tbits = np.zeros((n >> 6) + 1, dtype=np.uint64)
-        self._tcum = np.zeros((n >> _layout.BLOCK_SHIFT) + 2, dtype=np.int64)
+        self._tomb = Tombstones(np.zeros((n >> 6) + 1, dtype=np.uint64),
+                                np.zeros((n >> _layout.BLOCK_SHIFT) + 2, dtype=np.int64))
         self._t = 0
         self._samples = np.ascontiguousarray(keys[::1 << _layout.DIR_SHIFT])
         self._dirs = np.zeros((n >> _layout.DIR_SHIFT) + 2, dtype=np.int64)
@@ -270,45 +272,41 @@ class DynamicRMI(Writing, Reading, KeyValueIndex):
 
     def _new_delta(self, cap: int) -> None:
         c = int(self.config.chunk_size)
-        self._dk = np.zeros((cap, c), dtype=self._kdtype)
-        self._dv = np.zeros((cap, c), dtype=self._vdtype)
-        self._dn = np.zeros(cap, dtype=np.int64)
-        self._order = np.zeros(cap, dtype=np.int64)
-        self._dmax = np.zeros(cap, dtype=self._kdtype)
-        self._dcum = np.zeros(cap + 1, dtype=np.int64)
-        self._free = np.arange(cap - 1, -1, -1, dtype=np.int64)
-        self._st = np.zeros(_layout.ST_SIZE, dtype=np.int64)
-        self._st[_layout.N_FREE] = cap
+        state = np.zeros(_layout.ST_SIZE, dtype=np.int64)
+        state[_layout.N_FREE] = cap
+        self._delta = Delta(np.zeros((cap, c), dtype=self._kdtype), np.zeros((cap, c), dtype=self._vu),
+                            np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64),
+                            np.zeros(cap, dtype=self._kdtype), np.zeros(cap + 1, dtype=np.int64),
+                            np.arange(cap - 1, -1, -1, dtype=np.int64), state)
         self._sync_header()
 
     def _grow_delta(self, chunks_needed: int) -> None:
         """Make room for ``chunks_needed`` more chunks than are in use (doubling the pool)."""
-        st = self._st
-        cap = self._dk.shape[0]
+        st = self._delta.state
+        cap = self._delta.keys.shape[0]
         if st[_layout.N_FREE] >= chunks_needed:
             return
         new_cap = max(2 * cap, int(st[_layout.K_CHUNKS]) + chunks_needed)
         k = int(st[_layout.K_CHUNKS])
-        c = self._dk.shape[1]
+        c = self._delta.keys.shape[1]
         dk = np.zeros((new_cap, c), dtype=self._kdtype)
-        dv = np.zeros((new_cap, c), dtype=self._vdtype)
-        dk[:cap] = self._dk
-        dv[:cap] = self._dv
+        dv = np.zeros((new_cap, c), dtype=self._vu)
+        dk[:cap] = self._delta.keys
+        dv[:cap] = self._delta.values
         dn = np.zeros(new_cap, dtype=np.int64)
-        dn[:cap] = self._dn
+        dn[:cap] = self._delta.counts
         order = np.zeros(new_cap, dtype=np.int64)
-        order[:k] = self._order[:k]
+        order[:k] = self._delta.order[:k]
         dmax = np.zeros(new_cap, dtype=self._kdtype)
-        dmax[:k] = self._dmax[:k]
+        dmax[:k] = self._delta.max_keys[:k]
         dcum = np.zeros(new_cap + 1, dtype=np.int64)
-        dcum[:cap + 1] = self._dcum
+        dcum[:cap + 1] = self._delta.cum
         nfree = int(st[_layout.N_FREE])
         free = np.zeros(new_cap, dtype=np.int64)
         free[:new_cap - cap] = np.arange(new_cap - 1, cap - 1, -1)
-        free[new_cap - cap:new_cap - cap + nfree] = self._free[:nfree]
+        free[new_cap - cap:new_cap - cap + nfree] = self._delta.free[:nfree]
         st[_layout.N_FREE] = nfree + new_cap - cap
-        self._dk, self._dv, self._dn, self._order, self._dmax, self._dcum, self._free = (
-            dk, dv, dn, order, dmax, dcum, free)
+        self._delta = Delta(dk, dv, dn, order, dmax, dcum, free, st)
         self._sync_header()
 
     def _sync_header(self) -> None:
@@ -316,20 +314,20 @@ class DynamicRMI(Writing, Reading, KeyValueIndex):
         h = self._h
         h[_layout.H_MK] = address(self._keys)
         h[_layout.H_N] = len(self._keys)
-        h[_layout.H_META] = address(self._rmi._meta)
-        h[_layout.H_PARAMS] = address(self._rmi._params)
-        h[_layout.H_TBITS] = address(self._tbits)
-        h[_layout.H_TCUM] = address(self._tcum)
-        if hasattr(self, "_dk"):
-            h[_layout.H_ORDER] = address(self._order)
-            h[_layout.H_DMAX] = address(self._dmax)
-            h[_layout.H_DK] = address(self._dk)
-            h[_layout.H_DN] = address(self._dn)
-            h[_layout.H_DCUM] = address(self._dcum)
-            h[_layout.H_ST] = address(self._st)
-            h[_layout.H_C] = self._dk.shape[1]
-            h[_layout.H_CAP] = self._dk.shape[0]
-            self._dv_flat = self._dv.reshape(-1)
+        h[_layout.H_META] = address(self._rmi.arrays.meta)
+        h[_layout.H_PARAMS] = address(self._rmi.arrays.params)
+        h[_layout.H_TBITS] = address(self._tomb.bits)
+        h[_layout.H_TCUM] = address(self._tomb.counts)
+        if hasattr(self, "_delta"):
+            h[_layout.H_ORDER] = address(self._delta.order)
+            h[_layout.H_DMAX] = address(self._delta.max_keys)
+            h[_layout.H_DK] = address(self._delta.keys)
+            h[_layout.H_DN] = address(self._delta.counts)
+            h[_layout.H_DCUM] = address(self._delta.cum)
+            h[_layout.H_ST] = address(self._delta.state)
+            h[_layout.H_C] = self._delta.keys.shape[1]
+            h[_layout.H_CAP] = self._delta.keys.shape[0]
+            self._dv_flat = self._delta.values.view(self._vdtype).reshape(-1)
 
     def _bind_fast_paths(self) -> None:
         """Set what the scalar fast paths read. The scalar entry points compile (or load from
@@ -366,8 +364,8 @@ class DynamicRMI(Writing, Reading, KeyValueIndex):
         """Bytes held beyond the main key and value arrays: the RMI, runs, tombstones, the
         directory, the whole delta pool (its keys and values included), main's spare capacity
         and an estimate of the write buffer (100 bytes per buffered write)."""
-        arrays = (self._rmi._meta, self._rmi._params, self._run_start, self._run_leaf, self._tbits, self._tcum,
-                  self._dk, self._dv, self._dn, self._order, self._dmax, self._dcum, self._free, self._st, self._h,
+        arrays = (*self._rmi.arrays, self._run_start, self._run_leaf, self._tomb.bits, self._tomb.counts,
+                  *self._delta, self._h,
                   self._samples, self._dirs, self._scratch_k, self._scratch_v)
         n = len(self._keys)
         slack = 0
@@ -393,43 +391,43 @@ class DynamicRMI(Writing, Reading, KeyValueIndex):
             assert not np.isnan(keys).any(), "main keys hold NaN"
         assert values.shape == (n,) and values.dtype == self._vdtype, f"main values {values.shape} {values.dtype}"
         assert not self._values_owned or values.flags.writeable, "owned values must be writable"
-        assert self._rmi._keys.__array_interface__["data"][0] == keys.__array_interface__["data"][0], \
+        assert self._rmi.keys.__array_interface__["data"][0] == keys.__array_interface__["data"][0], \
             "the RMI indexes another key array"
         self._rmi._check()
         # Runs: every main key's leaf, as the RMI routes it.
-        start, leaf = _merge.leaf_runs(self._rmi._meta, self._rmi._params, keys)
+        start, leaf = _merge.leaf_runs(self._rmi.arrays, keys)
         assert np.array_equal(start, self._run_start) and np.array_equal(leaf, self._run_leaf), \
             f"leaf runs are stale: {len(self._run_leaf)} stored, {len(leaf)} routed"
         # Tombstones.
-        assert self._tbits.shape == ((n >> 6) + 1,) and self._tcum.shape == ((n >> _layout.BLOCK_SHIFT) + 2,), \
+        assert self._tomb.bits.shape == ((n >> 6) + 1,) and self._tomb.counts.shape == ((n >> _layout.BLOCK_SHIFT) + 2,), \
             "tombstone arrays have the wrong size"
-        tomb = _tombstones.t_positions(self._tbits, n)
+        tomb = _tombstones.t_positions(self._tomb.bits, n)
         assert len(tomb) == self._t, f"{len(tomb)} tombstone bits, count says {self._t}"
         assert len(tomb) == 0 or tomb[-1] < n, f"tombstone at {tomb[-1]} beyond main ({n})"
-        tcum = self._tcum.copy()
-        _tombstones.t_fix(self._tbits, tcum, 0)
-        assert np.array_equal(tcum, self._tcum), "tombstone block counts are stale"
+        tcum = self._tomb.counts.copy()
+        _tombstones.t_fix(self._tomb._replace(counts=tcum), 0)
+        assert np.array_equal(tcum, self._tomb.counts), "tombstone block counts are stale"
         # Delta.
-        st = self._st
+        st = self._delta.state
         k, d, nfree = int(st[_layout.K_CHUNKS]), int(st[_layout.D_KEYS]), int(st[_layout.N_FREE])
-        cap, c = self._dk.shape
+        cap, c = self._delta.keys.shape
         assert st[_layout.DIRTY] == k, f"delta counts dirty from chunk {st[_layout.DIRTY]} of {k}"
-        used = self._order[:k]
-        ids = np.concatenate([used, self._free[:nfree]])
+        used = self._delta.order[:k]
+        ids = np.concatenate([used, self._delta.free[:nfree]])
         assert k + nfree == cap and np.array_equal(np.sort(ids), np.arange(cap)), \
             f"chunk ids: {k} in use + {nfree} free != pool of {cap}"
-        counts = self._dn[used]
+        counts = self._delta.counts[used]
         assert ((counts >= 1) & (counts <= c)).all(), f"chunk sizes {counts.tolist()} outside [1, {c}]"
         assert int(counts.sum()) == d, f"chunks hold {int(counts.sum())} keys, count says {d}"
-        assert np.array_equal(self._dcum[:k + 1], np.concatenate([[0], np.cumsum(counts)])), "delta cumulative counts"
+        assert np.array_equal(self._delta.cum[:k + 1], np.concatenate([[0], np.cumsum(counts)])), "delta cumulative counts"
         flat_k, flat_v = self._delta_flat()
         assert d < 2 or bool((flat_k[1:] > flat_k[:-1]).all()), "delta keys are not strictly increasing"
         if k:
-            last = np.array([self._dk[ch, self._dn[ch] - 1] for ch in used], dtype=self._kdtype)
-            assert np.array_equal(last, self._dmax[:k]), "chunk maxima are stale"
+            last = np.array([self._delta.keys[ch, self._delta.counts[ch] - 1] for ch in used], dtype=self._kdtype)
+            assert np.array_equal(last, self._delta.max_keys[:k]), "chunk maxima are stale"
         if d:
-            where = self._rmi._search_array(flat_k, 2)
-            assert (where == -1).all(), f"delta key {flat_k[where >= 0][0]!r} is also in main"
+            twice = self._rmi.contains(flat_k)
+            assert not twice.any(), f"delta key {flat_k[twice][0]!r} is also in main"
         # Write buffer.
         both = set(self._log_set).intersection(self._log_del)
         assert not both, f"keys both written and deleted in the buffer: {sorted(both)[:5]}"
@@ -445,14 +443,14 @@ class DynamicRMI(Writing, Reading, KeyValueIndex):
         assert self._dirs.shape == ((n >> _layout.DIR_SHIFT) + 2,), "directory has the wrong size"
         if self._dir_valid:
             dirs = np.empty_like(self._dirs)
-            _directory.dir_build(self._samples, n, self._dk, self._dn, self._order, k, dirs)
+            _directory.dir_build(self._samples, n, self._delta, dirs)
             assert np.array_equal(dirs, self._dirs), "directory is stale but marked valid"
         # Scalar kernels' header.
         h = self._h
         assert h[_layout.H_MK] == address(keys) and h[_layout.H_N] == n, "stale header"
         assert h[_layout.H_CAP] == cap and h[_layout.H_C] == c, "stale header"
-        assert h[_layout.H_DK] == address(self._dk), "stale header addresses"
-        assert h[_layout.H_TBITS] == address(self._tbits), "stale header addresses"
+        assert h[_layout.H_DK] == address(self._delta.keys), "stale header addresses"
+        assert h[_layout.H_TBITS] == address(self._tomb.bits), "stale header addresses"
 
     # --- saving, loading, pickling --------------------------------------------------------------
 
@@ -473,17 +471,17 @@ class DynamicRMI(Writing, Reading, KeyValueIndex):
             "positions": False,
             "options": self.config.as_dict(),
             "rmi_options": dataclasses.asdict(self._rmi.config),
-            "rmi_stats": dict(self._rmi._stats),
+            "rmi_stats": self._rmi.stats,
             "trained": {"n": int(self._trained_n), "avg_log2_error": float(self._trained_log2)},
         }
         arrays = {
             "keys": self._keys,
             "values": self._values,
-            "meta": self._rmi._meta,
-            "params": self._rmi._params,
+            "meta": self._rmi.arrays.meta,
+            "params": self._rmi.arrays.params,
             "run_start": self._run_start,
             "run_leaf": self._run_leaf,
-            "tombstones": _tombstones.t_positions(self._tbits, len(self._keys)),
+            "tombstones": _tombstones.t_positions(self._tomb.bits, len(self._keys)),
             "delta_keys": flat_k,
             "delta_values": flat_v,
         }
@@ -496,10 +494,8 @@ class DynamicRMI(Writing, Reading, KeyValueIndex):
         n = len(keys)
         self._init_common(keys.dtype, values.dtype)
         self._values = values
-        rmi = RMI._from_state(
-            {"build_time_ns": 0, "positions": True, "options": config["rmi_options"], "stats": config["rmi_stats"]},
-            {"keys": keys, "meta": arrays["meta"], "params": arrays["params"]},
-        )
+        rmi = RMI.from_arrays(keys, RMIArrays(arrays["meta"], arrays["params"], *no_hybrid(keys.dtype)),
+                              RMIConfig(**{"max_window": None, **config["rmi_options"]}), config["rmi_stats"], copy=False, verify=False)
         run_start, run_leaf = arrays["run_start"], arrays["run_leaf"]
         leaves = rmi.model_counts[-1]
         if run_start.dtype != np.int64 or run_leaf.dtype != np.int64 or run_start.ndim != 1 or run_leaf.ndim != 1:
@@ -524,8 +520,8 @@ class DynamicRMI(Writing, Reading, KeyValueIndex):
         self._merge_seconds = self._max_merge_seconds = self._last_merge_seconds = 0.0
         self._install_main(keys, values, (rmi, run_start, run_leaf))
         if len(tomb):
-            _tombstones.t_set_many(self._tbits, tomb)
-            self._t = int(_tombstones.t_fix(self._tbits, self._tcum, 0))
+            _tombstones.t_set_many(self._tomb.bits, tomb)
+            self._t = int(_tombstones.t_fix(self._tomb, 0))
         self._new_delta(INITIAL_CHUNKS)
         if len(dkeys):
             self._delta_rebuild(np.ascontiguousarray(dkeys), np.ascontiguousarray(dvals))

@@ -28,7 +28,7 @@ class Reading:
         """Number of keys. Applies the write buffer first."""
         if self._log_set or self._log_del:
             self._flush()
-        return len(self._keys) - self._t + int(self._st[_layout.D_KEYS])
+        return len(self._keys) - self._t + int(self._delta.state[_layout.D_KEYS])
 
     def __iter__(self):
         """The keys in order, from a snapshot (O(n) after a write)."""
@@ -39,7 +39,7 @@ class Reading:
         if self._log_set or self._log_del:
             self._flush()
         if self._snap is None:
-            d = int(self._st[_layout.D_KEYS])
+            d = int(self._delta.state[_layout.D_KEYS])
             if d == 0 and self._t == 0:
                 keys = self._keys
                 values = self._values.view()
@@ -51,9 +51,8 @@ class Reading:
                 keys = np.empty(n, dtype=self._kdtype)
                 values = np.empty(n, dtype=self._vdtype)
                 vu = self._vu
-                _reads.materialize(self._keys, self._values.view(vu), self._tbits, 0, len(self._keys), self._dk,
-                                   self._dv.view(vu), self._dn, self._order, self._dcum,
-                                   self._st[_layout.K_CHUNKS], 0, d, keys, values.view(vu))
+                _reads.materialize(self._keys, self._values.view(vu), self._tomb.bits, self._delta, 0, len(self._keys), 0, d,
+                                   keys, values.view(vu))
                 keys.flags.writeable = False
                 values.flags.writeable = False
             self._snap = (keys, values)
@@ -114,9 +113,7 @@ class Reading:
         if not self._dir_valid:
             if m * 8 < len(self._dirs):
                 return False
-            st = self._st
-            _directory.dir_build(self._samples, len(self._keys), self._dk, self._dn, self._order,
-                                 st[_layout.K_CHUNKS], self._dirs)
+            _directory.dir_build(self._samples, len(self._keys), self._delta, self._dirs)
             self._dir_valid = True
         return True
 
@@ -132,10 +129,10 @@ class Reading:
         if mode == FIND:
             ranks = self._search_array(queries, LEFT)
             return np.where(self._lookup(queries)[1], ranks, -1)
-        st, rmi = self._st, self._rmi
+        rmi = self._rmi
         kernel = _reads.rank_batch_parallel if self._parallel(m) else _reads.rank_batch
-        kernel(rmi._meta, rmi._params, self._keys, self._tbits, self._tcum, self._t > 0, self._use_dir(m),
-               self._dirs, self._dk, self._dn, self._order, self._dmax, self._dcum, st, queries, mode == RIGHT, out)
+        kernel(rmi.arrays, self._keys, self._tomb, self._t > 0, self._use_dir(m), self._dirs, self._delta, queries,
+               mode == RIGHT, out)
         return out
 
     def _search_scalar(self, q, mode: int) -> int:
@@ -216,7 +213,6 @@ class Reading:
         if not flat.flags.writeable:
             flat = flat.copy()  # Numba compiles read-only arguments separately
         m = len(flat)
-        st = self._st
         if m == 0:
             found = np.zeros(0, dtype=bool)
             values = np.zeros(0, dtype=self._vdtype)
@@ -226,9 +222,8 @@ class Reading:
             vu = self._vu
             rmi = self._rmi
             kernel = _reads.lookup_batch_parallel if self._parallel(m) else _reads.lookup_batch
-            kernel(rmi._meta, rmi._params, self._keys, self._values.view(vu), self._tbits, self._t > 0,
-                   self._use_dir(m), self._dirs, self._dk, self._dv.view(vu), self._dn, self._order, self._dmax,
-                   st, flat, values.view(vu), found)
+            kernel(rmi.arrays, self._keys, self._values.view(vu), self._tomb, self._t > 0, self._use_dir(m), self._dirs,
+                   self._delta, flat, values.view(vu), found)
         if exact is not None:
             found &= exact
         if forced is not None:
@@ -266,7 +261,7 @@ class Reading:
                 raise TypeError("range(lo, hi) takes scalar bounds; use lower_bound for arrays")
         if self._log_set or self._log_del:
             self._flush()
-        n, d = len(self._keys), int(self._st[_layout.D_KEYS])
+        n, d = len(self._keys), int(self._delta.state[_layout.D_KEYS])
         bounds = []
         for q in (lo, hi):
             value, status, _ = coerce_scalar(q, self._kdtype, LEFT)
@@ -277,11 +272,10 @@ class Reading:
                 bounds.append((0, 0))
                 continue
             qa = np.array([value], dtype=self._kdtype)
-            main = int(self._rmi._search_array(qa, LEFT)[0])
+            main = int(self._rmi.lower_bound(qa)[0])
             if d:
                 r = np.zeros(1, dtype=np.int64)
-                _directory.rank_post(r, qa, False, 0, self._tbits, self._tcum, False, self._dirs, self._dk, self._dn,
-                                     self._order, self._dmax, self._dcum, self._st, r)
+                _directory.rank_post(r, qa, False, 0, self._tomb, False, self._dirs, self._delta, r)
                 bounds.append((main, int(r[0])))
             else:
                 bounds.append((main, 0))
@@ -291,8 +285,7 @@ class Reading:
         keys = np.empty(size, dtype=self._kdtype)
         values = np.empty(size, dtype=self._vdtype)
         vu = self._vu
-        w = _reads.materialize(self._keys, self._values.view(vu), self._tbits, i0, i1, self._dk, self._dv.view(vu),
-                               self._dn, self._order, self._dcum, self._st[_layout.K_CHUNKS], r0, r1, keys,
+        w = _reads.materialize(self._keys, self._values.view(vu), self._tomb.bits, self._delta, i0, i1, r0, r1, keys,
                                values.view(vu))
         keys, values = keys[:w], values[:w]
         keys.flags.writeable = False

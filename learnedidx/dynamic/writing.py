@@ -345,8 +345,8 @@ class Writing:
             p = mpos[hit]
             self._own_values()
             self._values[p] = vals[hit]
-            if self._t and _tombstones.t_clear_many(self._tbits, p):
-                self._t = int(_tombstones.t_fix(self._tbits, self._tcum, int(p[0]) >> _layout.BLOCK_SHIFT))
+            if self._t and _tombstones.t_clear_many(self._tomb.bits, p):
+                self._t = int(_tombstones.t_fix(self._tomb, int(p[0]) >> _layout.BLOCK_SHIFT))
             new = ~hit
             keys = keys[new]
             vals = vals[new]
@@ -370,49 +370,43 @@ class Writing:
 
     def _small(self, b: int) -> bool:
         """Whether a batch of b keys goes into the delta key by key rather than chunk by chunk."""
-        return b <= 8 or b * 64 <= int(self._st[_layout.K_CHUNKS])
+        return b <= 8 or b * 64 <= int(self._delta.state[_layout.K_CHUNKS])
 
     def _delta_upsert(self, keys, vals) -> None:
         """Upsert sorted unique keys (none of them in main) into the delta."""
-        st, vu = self._st, self._vu
+        st, vu = self._delta.state, self._vu
         self._dir_valid = False
         if self._small(len(keys)):
             self._grow_delta(len(keys))
-            _delta.d_upsert_sorted(self._dk, self._dv.view(vu), self._dn, self._order, self._dmax, self._free,
-                                   st, keys, vals.view(vu))
+            _delta.d_upsert_sorted(self._delta, keys, vals.view(vu))
         else:
-            c = self._dk.shape[1]
+            c = self._delta.keys.shape[1]
             fill = max(1, (3 * c) // 4)
-            need = int(_delta.d_bulk_chunks(self._dk, self._dn, self._order, self._dmax, st, keys, fill))
+            need = int(_delta.d_bulk_chunks(self._delta, keys, fill))
             self._grow_delta(need - int(st[_layout.K_CHUNKS]))
             if len(self._scratch_k) < len(keys) + 2 * c:  # each half of a parallel insert: C + its keys
                 self._scratch_k = np.empty(2 * (len(keys) + c), dtype=self._kdtype)
                 self._scratch_v = np.empty(2 * (len(keys) + c), dtype=vu)
-            cap = self._dk.shape[0]
-            _delta.d_bulk_upsert(self._dk, self._dv.view(vu), self._dn, self._order, self._dmax, self._free, st,
-                                 keys, vals.view(vu), fill, np.empty(cap, dtype=np.int64),
-                                 np.empty(cap, dtype=self._kdtype), self._scratch_k, self._scratch_v,
-                                 self._parallel(len(keys)))
-        _delta.d_fix(self._dn, self._order, self._dcum, st)
+            cap = self._delta.keys.shape[0]
+            scratch = (np.empty(cap, dtype=np.int64), np.empty(cap, dtype=self._kdtype), self._scratch_k, self._scratch_v)
+            _delta.d_bulk_upsert(self._delta, keys, vals.view(vu), fill, scratch, self._parallel(len(keys)))
+        _delta.d_fix(self._delta)
 
     def _delta_flat(self):
-        d = int(self._st[_layout.D_KEYS])
+        d = int(self._delta.state[_layout.D_KEYS])
         flat_k = np.empty(d, dtype=self._kdtype)
         flat_v = np.empty(d, dtype=self._vdtype)
-        _delta.d_flatten(self._dk, self._dv.view(self._vu), self._dn, self._order, self._st[_layout.K_CHUNKS],
-                         flat_k, flat_v.view(self._vu))
+        _delta.d_flatten(self._delta, flat_k, flat_v.view(self._vu))
         return flat_k, flat_v
 
     def _delta_rebuild(self, keys, vals) -> None:
         """Replace the delta by sorted unique ``keys``/``vals``, chunks 3/4 full."""
-        c = self._dk.shape[1]
+        c = self._delta.keys.shape[1]
         fill = max(1, (3 * c) // 4)
         chunks = -(-len(keys) // fill)
-        if chunks > self._dk.shape[0]:
+        if chunks > self._delta.keys.shape[0]:
             self._new_delta(max(chunks + chunks // 2, INITIAL_CHUNKS))
-        _delta.d_rebuild(self._dk, self._dv.view(self._vu), self._dn, self._order, self._dmax, self._dcum,
-                         self._free, self._st, np.ascontiguousarray(keys),
-                         np.ascontiguousarray(vals).view(self._vu), fill)
+        _delta.d_rebuild(self._delta, np.ascontiguousarray(keys), np.ascontiguousarray(vals).view(self._vu), fill)
         self._dir_valid = False
         self._sync_header()
 
@@ -425,14 +419,14 @@ class Writing:
         live = in_main.copy()
         if self._t and in_main.any():
             p = mpos[in_main]
-            dead = ((self._tbits[p >> 6] >> (p & 63).astype(np.uint64)) & np.uint64(1)).astype(bool)
+            dead = ((self._tomb.bits[p >> 6] >> (p & 63).astype(np.uint64)) & np.uint64(1)).astype(bool)
             live[in_main] = ~dead
         rest = ~in_main
-        st = self._st
+        st = self._delta.state
         slots = np.full(len(keys), -1, dtype=np.int64)
         if rest.any() and st[_layout.D_KEYS]:
             sub = np.empty(int(rest.sum()), dtype=np.int64)
-            _delta.d_find_many(self._dk, self._dn, self._order, self._dmax, st, keys[rest], sub)
+            _delta.d_find_many(self._delta, keys[rest], sub)
             slots[rest] = sub
         in_delta = slots >= 0
         present = live | in_delta
@@ -448,23 +442,21 @@ class Writing:
             gone = keys[in_delta]
             self._dir_valid = False
             if self._small(len(gone)):
-                _delta.d_remove_many(self._dk, self._dv.view(self._vu), self._dn, self._order, self._dmax,
-                                     self._free, st, gone)
+                _delta.d_remove_many(self._delta, gone)
             else:
-                _delta.d_bulk_remove(self._dk, self._dv.view(self._vu), self._dn, self._order, self._dmax,
-                                     self._free, st, gone)
-            _delta.d_fix(self._dn, self._order, self._dcum, st)
+                _delta.d_bulk_remove(self._delta, gone)
+            _delta.d_fix(self._delta)
         self._after_write()
         return count
 
     def _set_tombstones(self, positions: np.ndarray) -> None:
         """Mark sorted live main positions deleted."""
-        _tombstones.t_set_many(self._tbits, positions)
-        self._t = int(_tombstones.t_fix(self._tbits, self._tcum, int(positions[0]) >> _layout.BLOCK_SHIFT))
+        _tombstones.t_set_many(self._tomb.bits, positions)
+        self._t = int(_tombstones.t_fix(self._tomb, int(positions[0]) >> _layout.BLOCK_SHIFT))
 
     def _after_write(self) -> None:
         """Merge when the pending changes pass the threshold."""
-        pending = int(self._st[_layout.D_KEYS]) + self._t
+        pending = int(self._delta.state[_layout.D_KEYS]) + self._t
         cfg = self.config
         if pending > max(cfg.merge_min, cfg.merge_fraction * len(self._keys)):
             self.merge()
@@ -481,7 +473,7 @@ class Writing:
         """
         if self._log_set or self._log_del:
             self._flush()
-        st = self._st
+        st = self._delta.state
         d = int(st[_layout.D_KEYS])
         if d == 0 and self._t == 0:
             return
@@ -505,29 +497,26 @@ class Writing:
                 in_place = True
         src_k, src_v = (kbuf, vbuf.view(vu)) if in_place else (mk, self._values.view(vu))
         parallel = self._parallel(total)
-        nr = _merge.merge_delta(src_k, src_v, n, self._tbits, self._t > 0, self._dk, self._dv.view(vu), self._dn,
-                                self._order, st[_layout.K_CHUNKS], rmi._meta, rmi._params, self._run_start,
-                                self._run_leaf, kbuf, vbuf.view(vu), in_place, parallel, out_start, out_leaf)
+        nr = _merge.merge_delta((src_k, src_v), n, self._tomb.bits, self._t > 0, self._delta, rmi.arrays,
+                                (self._run_start, self._run_leaf), (kbuf, vbuf.view(vu)), in_place, parallel,
+                                (out_start, out_leaf))
         keys = kbuf[:total]
         keys.flags.writeable = False
         values = vbuf[:total]
         trained = None
         if self._trained_n and total and 0.5 <= total / self._trained_n <= 2.0:
-            meta = rmi._meta.copy()
+            meta = rmi.arrays.meta.copy()
             meta[1] = total
-            params = rmi._params.copy()
-            max_err, sum_log2, sum_window = _merge.refit_leaves(meta, params, keys, out_start, out_leaf, nr,
-                                                                _LOG2_FIXED, parallel)
+            refitted = rmi.arrays._replace(meta=meta, params=rmi.arrays.params.copy())
+            max_err, sum_log2, sum_window = _merge.refit_leaves(refitted, keys, (out_start, out_leaf), nr, _LOG2_FIXED,
+                                                                parallel)
             avg_log2 = float(sum_log2 / total)
             if avg_log2 <= self._trained_log2 + self.config.retrain_bits:
                 counts = rmi.model_counts
-                options = dataclasses.asdict(dataclasses.replace(rmi.config, branching_factor=tuple(counts[1:])))
+                config = dataclasses.replace(rmi.config, branching_factor=tuple(counts[1:]))
                 stats = {"max_error": int(max_err), "avg_log2_error": avg_log2,
                          "mean_window": float(sum_window / counts[-1])}
-                new_rmi = RMI._from_state(
-                    {"build_time_ns": 0, "positions": True, "options": options, "stats": stats},
-                    {"keys": keys, "meta": meta, "params": params},
-                )
+                new_rmi = RMI.from_arrays(keys, refitted, config, stats, copy=False, verify=False)
                 trained = (new_rmi, out_start[:nr + 1].copy(), out_leaf[:nr].copy())
         if trained is None:
             trained = self._train(keys)
@@ -542,10 +531,10 @@ class Writing:
 
     def _clear_delta(self) -> None:
         """Empty the delta, keeping its pool (the next one will need as much)."""
-        st = self._st
-        cap = self._dk.shape[0]
-        self._dn[:] = 0
-        self._free[:] = np.arange(cap - 1, -1, -1)
+        st = self._delta.state
+        cap = self._delta.keys.shape[0]
+        self._delta.counts[:] = 0
+        self._delta.free[:] = np.arange(cap - 1, -1, -1)
         st[_layout.K_CHUNKS] = 0
         st[_layout.D_KEYS] = 0
         st[_layout.N_FREE] = cap
@@ -563,7 +552,7 @@ class Writing:
             "last_merge_seconds": self._last_merge_seconds,
             "max_merge_seconds": self._max_merge_seconds,
             "main_keys": len(self._keys),
-            "delta_keys": int(self._st[_layout.D_KEYS]),
+            "delta_keys": int(self._delta.state[_layout.D_KEYS]),
             "tombstones": self._t,
             "buffered_writes": len(self._log_set) + len(self._log_del),
             "avg_log2_error": self._rmi.avg_log2_error,
