@@ -28,6 +28,7 @@ from ._rmi_kernels import anchor_bits, clamp_index, key_offset
 from ._search import (
     SEARCH_BINARY,
     finish,
+    group_scratch,
     predecessor,
     prefetch_window,
     prepare_group,
@@ -351,21 +352,26 @@ def lookup_one(meta, seg_keys, params, keys, q, mode, top):
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_loop(meta, seg_keys, params, keys, queries, out, mode, start, end, top):
-    for i in range(start, end):
+def _lookup_range_loop(pgm, keys, queries, out, mode, top):
+    meta, seg_keys, params = pgm
+    for i in range(queries.shape[0]):
         out[i] = lookup_one(meta, seg_keys, params, keys, queries[i], mode, top)
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_group(meta, seg_keys, params, keys, queries, out, mode, start, end, sq, ss, spos, slo, shi):
-    """Answer ``queries[start:end]`` in groups of GROUP lookups that advance level by level in
-    lock-step: each level's windows are prefetched one phase before they are searched, and
-    each chosen segment's record one phase before it predicts. The key array is not empty."""
+def _lookup_range_group(pgm, keys, queries, out, mode, scratch):
+    """Answer ``queries`` in groups of GROUP lookups that advance level by level in lock-step:
+    each level's windows are prefetched one phase before they are searched, and each chosen
+    segment's record one phase before it predicts. The key array is not empty; ``scratch``:
+    :func:`learnedidx._search.group_scratch`."""
+    meta, seg_keys, params = pgm
+    sq, ss, spos, slo, shi = scratch
+    end = queries.shape[0]
     first = keys[0]
     last = keys[keys.shape[0] - 1]
     levels = meta[META_LEVELS]
     top_segment = _top(meta)
-    for g in range(start, end, GROUP):
+    for g in range(0, end, GROUP):
         stop = min(end, g + GROUP)
         count = stop - g
         prepare_group(keys, queries, out, g, stop, mode, first, last, sq, slo)
@@ -399,34 +405,29 @@ def _lookup_range_group(meta, seg_keys, params, keys, queries, out, mode, start,
 
 
 @njit(**_JIT)
-def lookup_batch(meta, seg_keys, params, keys, queries, out, mode, interleaved, top):
+def lookup_batch(pgm, keys, queries, out, mode, interleaved, top):
     """``out[i] = lookup_one(queries[i])`` in one thread: lock-step groups (``interleaved``)
     or one lookup after another. Complexity O(m (levels log eps_rec + log eps))."""
-    m = queries.shape[0]
     if not interleaved or keys.shape[0] == 0:
-        _lookup_range_loop(meta, seg_keys, params, keys, queries, out, mode, 0, m, top)
+        _lookup_range_loop(pgm, keys, queries, out, mode, top)
         return
-    sq = np.empty(GROUP, dtype=keys.dtype)
-    ss = np.empty(GROUP, dtype=np.int64)
-    spos = np.empty(GROUP, dtype=np.int64)
-    slo = np.empty(GROUP, dtype=np.int64)
-    shi = np.empty(GROUP, dtype=np.int64)
-    _lookup_range_group(meta, seg_keys, params, keys, queries, out, mode, 0, m, sq, ss, spos, slo, shi)
+    _lookup_range_group(pgm, keys, queries, out, mode, group_scratch(keys, GROUP))
 
 
 @njit(parallel=True, **_JIT)
-def lookup_batch_parallel(meta, seg_keys, params, keys, queries, out, mode, interleaved, top):
+def lookup_batch_parallel(pgm, keys, queries, out, mode, interleaved, top):
     """:func:`lookup_batch` over chunks of CHUNK queries on the Numba thread pool."""
     m = queries.shape[0]
     for c in prange((m + CHUNK - 1) // CHUNK):
         a = c * CHUNK
         b = min(m, a + CHUNK)
-        lookup_batch(meta, seg_keys, params, keys, queries[a:b], out[a:b], mode, interleaved, top)
+        lookup_batch(pgm, keys, queries[a:b], out[a:b], mode, interleaved, top)
 
 
 @njit(**LEAN_JIT)
-def predict_batch(meta, seg_keys, params, queries, pos, lo, hi):
+def predict_batch(pgm, queries, pos, lo, hi):
     """Level-0 window of every query (no search of the keys). Complexity O(m levels log eps_rec)."""
+    meta, seg_keys, params = pgm
     for i in range(queries.shape[0]):
         q = queries[i]
         pos[i], lo[i], hi[i] = key_window(meta, seg_keys, params, q, leaf_segment(meta, seg_keys, params, q))

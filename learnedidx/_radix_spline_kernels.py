@@ -42,6 +42,7 @@ from ._search import (
     NEEDS_SEARCH,
     SEARCH_BINARY,
     finish,
+    group_scratch,
     prepare_group,
     prepare_query,
     search_group,
@@ -235,28 +236,36 @@ def lookup_scalar_at(meta_address, spline_address, keys_address, q, mode):
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_loop(meta, table, spline, keys, queries, out, mode, start, end, top):
+def _lookup_range_loop(rs, keys, queries, out, mode, top):
     """One lookup after another (SOSD's loop mode)."""
+    meta, spline = rs
+    table = meta[HEADER:].view(np.uint32)
     plan = read_plan(meta)
-    for i in range(start, end):
+    for i in range(queries.shape[0]):
         out[i] = lookup_one(plan, table, spline, keys, queries[i], mode, top)
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_group(meta, table, spline, keys, queries, out, mode, start, end, sq, simg, spos, slo, shi):
-    """Answer ``queries[start:end]`` in groups of GROUP lookups that advance in lock-step.
+def _lookup_range_group(rs, keys, queries, out, mode, scratch):
+    """Answer ``queries`` in groups of GROUP lookups that advance in lock-step (``scratch``:
+    :func:`learnedidx._search.group_scratch`).
 
     Per group: answer what the key array's ends decide; route every other query through the
     radix table; search the group's buckets of spline points in lock-step
     (:func:`learnedidx._search.step_group`); interpolate and prefetch each window's lines; then
     search the windows (:func:`search_group`). The key array is not empty (caller's check).
     """
+    meta, spline = rs
+    table = meta[HEADER:].view(np.uint32)
+    sq, sleaf, spos, slo, shi = scratch
+    simg = sleaf.view(np.uint64)
+    end = queries.shape[0]
     plan = read_plan(meta)
     first = keys[0]
     last = keys[keys.shape[0] - 1]
     images = spline[0::2]
     points = images.shape[0]
-    for g in range(start, end, GROUP):
+    for g in range(0, end, GROUP):
         stop = min(end, g + GROUP)
         count = stop - g
         prepare_group(keys, queries, out, g, stop, mode, first, last, sq, slo)
@@ -289,35 +298,30 @@ def _lookup_range_group(meta, table, spline, keys, queries, out, mode, start, en
 
 
 @njit(**_JIT)
-def lookup_batch(meta, spline, keys, queries, out, mode, variant, top):
+def lookup_batch(rs, keys, queries, out, mode, variant, top):
     """``out[i]`` = the answer for ``queries[i]``, in one thread, with ``VARIANT_LOOP`` or
     ``VARIANT_GROUP`` (``top``: see :func:`search_in_window`). Complexity O(m log window)."""
-    table = meta[HEADER:].view(np.uint32)
-    m = queries.shape[0]
     if variant == VARIANT_LOOP or keys.shape[0] == 0:
-        _lookup_range_loop(meta, table, spline, keys, queries, out, mode, 0, m, top)
+        _lookup_range_loop(rs, keys, queries, out, mode, top)
         return
-    sq = np.empty(GROUP, dtype=keys.dtype)
-    simg = np.empty(GROUP, dtype=np.uint64)
-    spos = np.empty(GROUP, dtype=np.int64)
-    slo = np.empty(GROUP, dtype=np.int64)
-    shi = np.empty(GROUP, dtype=np.int64)
-    _lookup_range_group(meta, table, spline, keys, queries, out, mode, 0, m, sq, simg, spos, slo, shi)
+    _lookup_range_group(rs, keys, queries, out, mode, group_scratch(keys, GROUP))
 
 
 @njit(parallel=True, **_JIT)
-def lookup_batch_parallel(meta, spline, keys, queries, out, mode, variant, top):
+def lookup_batch_parallel(rs, keys, queries, out, mode, variant, top):
     """:func:`lookup_batch` over chunks of CHUNK queries on the Numba thread pool."""
     m = queries.shape[0]
     for c in prange((m + CHUNK - 1) // CHUNK):
         a = c * CHUNK
         b = min(m, a + CHUNK)
-        lookup_batch(meta, spline, keys, queries[a:b], out[a:b], mode, variant, top)
+        lookup_batch(rs, keys, queries[a:b], out[a:b], mode, variant, top)
 
 
 @njit(**LEAN_JIT)
-def predict_batch(meta, table, spline, queries, pos, lo, hi):
+def predict_batch(rs, queries, pos, lo, hi):
     """Window of every query (no search); needs at least two spline points. O(m log bucket)."""
+    meta, spline = rs
+    table = meta[HEADER:].view(np.uint32)
     plan = read_plan(meta)
     for i in range(queries.shape[0]):
         pos[i], lo[i], hi[i] = predict_window(plan, table, spline, queries[i])

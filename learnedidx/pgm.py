@@ -12,6 +12,7 @@ import numpy as np
 from . import _pgm_kernels as K
 from ._pointers import address
 from ._search import lift_top
+from .arrays import PGMArrays
 from .base import LearnedIndex, compile_scalar_entry, config_from
 from .persist import register
 
@@ -143,18 +144,23 @@ class PGM(LearnedIndex):
 
     def _build(self, config=None, **fields):
         self.config = config_from(PGMConfig, config, fields)
-        self._meta, self._seg_keys, self._params, self._stats = train(self._keys, self.config)
+        meta, seg_keys, params, self._stats = train(self._keys, self.config)
+        self._arrays = PGMArrays(meta, seg_keys, params)
         self._finish()
 
     def _finish(self) -> None:
         """Derived state: the lifting search's ``top`` and the scalar kernel's address table."""
-        meta = self._meta
+        meta, seg_keys, params = self._arrays
         width = int(meta[K.META_HEADER + 3] - meta[K.META_HEADER + 2]) if meta[K.META_LEVELS] else 0
         self._top = lift_top(width)
-        self._seg_keys.flags.writeable = False
-        self._params.flags.writeable = False
-        self._addresses = np.array([address(a) for a in (self._meta, self._seg_keys, self._params)],
-                                   dtype=np.int64)
+        seg_keys.flags.writeable = False
+        params.flags.writeable = False
+        self._addresses = np.array([address(a) for a in self._arrays], dtype=np.int64)
+
+    @property
+    def arrays(self) -> PGMArrays:
+        """The levels as :class:`learnedidx.arrays.PGMArrays` (``seg_keys`` and ``params`` read-only)."""
+        return self._arrays
 
     # --- searches -----------------------------------------------------------------------------
 
@@ -168,7 +174,7 @@ class PGM(LearnedIndex):
         out = np.empty(len(queries), dtype=np.int64)
         parallel = len(queries) >= self.config.parallel_threshold and numba.get_num_threads() > 1
         kernel = K.lookup_batch_parallel if parallel else K.lookup_batch
-        kernel(self._meta, self._seg_keys, self._params, self._keys, queries, out, mode, interleaved, self._top)
+        kernel(self._arrays, self._keys, queries, out, mode, interleaved, self._top)
         return out
 
     @property
@@ -187,7 +193,7 @@ class PGM(LearnedIndex):
         if len(self._keys):
             frozen = queries.view()
             frozen.flags.writeable = False  # one compiled type for every caller
-            K.predict_batch(self._meta, self._seg_keys, self._params, frozen, pos, lo, hi)
+            K.predict_batch(self._arrays, frozen, pos, lo, hi)
         return pos, lo, hi
 
     # --- statistics ---------------------------------------------------------------------------
@@ -200,7 +206,7 @@ class PGM(LearnedIndex):
     @property
     def height(self) -> int:
         """Number of levels, level 0 (over the keys) included; 0 for an empty index."""
-        return int(self._meta[K.META_LEVELS])
+        return int(self._arrays.meta[K.META_LEVELS])
 
     @property
     def segments_count(self) -> int:
@@ -209,11 +215,12 @@ class PGM(LearnedIndex):
 
     def size_in_bytes(self) -> int:
         """Bytes of the segments (first keys, slopes, intercepts) and ``meta``."""
-        return int(self._meta.nbytes + self._seg_keys.nbytes + self._params.nbytes)
+        return int(sum(a.nbytes for a in self._arrays))
 
     def _check(self) -> None:
         super()._check()
-        meta, seg_keys, params, keys = self._meta, self._seg_keys, self._params, self._keys
+        meta, seg_keys, params = self._arrays
+        keys = self._keys
         n = len(keys)
         levels = int(meta[K.META_LEVELS])
         assert meta[K.META_N] == n, f"meta says {meta[K.META_N]} keys, the index holds {n}"
@@ -263,6 +270,11 @@ class PGM(LearnedIndex):
 
     _derived = ("_addresses",)  # addresses of this process's arrays
 
+    def __setstate__(self, state):
+        if "_meta" in state:  # pickled before the arrays were one PGMArrays
+            state["_arrays"] = PGMArrays(state.pop("_meta"), state.pop("_seg_keys"), state.pop("_params"))
+        super().__setstate__(state)
+
     def _derive(self) -> None:
         self._finish()
 
@@ -272,9 +284,7 @@ class PGM(LearnedIndex):
         config, arrays = super()._state()
         config["options"] = dataclasses.asdict(self.config)
         config["stats"] = dict(self._stats)
-        arrays["meta"] = self._meta
-        arrays["seg_keys"] = self._seg_keys
-        arrays["params"] = self._params
+        arrays.update(self._arrays._asdict())
         return config, arrays
 
     def _restore(self, config, arrays):
@@ -310,7 +320,7 @@ class PGM(LearnedIndex):
             raise ValueError("the top level must have one segment")
         if len(seg_keys) != offset or len(params) != 2 * offset:
             raise ValueError(f"{len(seg_keys)} segment keys and {len(params)} params for {offset} segments")
-        self._meta, self._seg_keys, self._params = meta, seg_keys.view(), params.view()
+        self._arrays = PGMArrays(meta, seg_keys.view(), params.view())
         self._finish()
 
 

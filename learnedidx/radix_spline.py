@@ -10,6 +10,7 @@ import numba
 import numpy as np
 
 from . import _radix_spline_kernels as K
+from .arrays import RadixSplineArrays
 from ._pointers import address
 from ._search import lift_top
 from .base import LearnedIndex, compile_scalar_entry, config_from
@@ -191,14 +192,21 @@ class RadixSpline(LearnedIndex):
 
     def _build(self, config=None, **fields):
         self.config = config_from(RadixSplineConfig, config, fields)
-        self._meta, self._spline, self._stats = train(self._keys, self.config)
+        meta, spline, self._stats = train(self._keys, self.config)
+        self._arrays = RadixSplineArrays(meta, spline)
         self._install()
 
     def _install(self) -> None:
         """Derived state: the table view into ``meta`` and the window search's ``top``."""
-        size = (1 << int(self._meta[K.RADIX_BITS])) + 1
-        self._table = self._meta[K.HEADER:].view(np.uint32)[:size]
-        self._top = lift_top(int(self._meta[K.ERR_HI] - self._meta[K.ERR_LO]))
+        meta = self._arrays.meta
+        size = (1 << int(meta[K.RADIX_BITS])) + 1
+        self._table = meta[K.HEADER:].view(np.uint32)[:size]
+        self._top = lift_top(int(meta[K.ERR_HI] - meta[K.ERR_LO]))
+
+    @property
+    def arrays(self) -> RadixSplineArrays:
+        """The spline and radix table as :class:`learnedidx.arrays.RadixSplineArrays`."""
+        return self._arrays
 
     # --- searches -----------------------------------------------------------------------------
 
@@ -213,7 +221,7 @@ class RadixSpline(LearnedIndex):
         out = np.empty(len(queries), dtype=np.int64)
         parallel = len(queries) >= self.config.parallel_threshold and numba.get_num_threads() > 1
         kernel = K.lookup_batch_parallel if parallel else K.lookup_batch
-        kernel(self._meta, self._spline, self._keys, _frozen(queries), out, mode, variant, self._top)
+        kernel(self._arrays, self._keys, _frozen(queries), out, mode, variant, self._top)
         return out
 
     @property
@@ -222,7 +230,7 @@ class RadixSpline(LearnedIndex):
         return f"group x{K.GROUP}" if self.config.interleaved else "loop"
 
     def _scalar_kernel(self):
-        arrays = (self._meta, self._spline, self._keys)
+        arrays = (*self._arrays, self._keys)
         entry = compile_scalar_entry(K.lookup_scalar_at, *(address(a) for a in arrays), self._keys.dtype)
         return (entry,) + tuple(address(a) for a in arrays)
 
@@ -232,7 +240,7 @@ class RadixSpline(LearnedIndex):
             pos = np.searchsorted(self._keys, values, side="left").astype(np.int64)
             return pos, pos.copy(), np.minimum(pos + 1, len(self._keys))
         pos, lo, hi = (np.empty(len(values), dtype=np.int64) for _ in range(3))
-        K.predict_batch(self._meta, self._table, self._spline, _frozen(values), pos, lo, hi)
+        K.predict_batch(self._arrays, _frozen(values), pos, lo, hi)
         return pos, lo, hi
 
     # --- statistics ---------------------------------------------------------------------------
@@ -246,20 +254,20 @@ class RadixSpline(LearnedIndex):
     @property
     def num_spline_points(self) -> int:
         """Number of spline points."""
-        return int(self._meta[K.POINTS])
+        return int(self._arrays.meta[K.POINTS])
 
     @property
     def radix_bits(self) -> int:
         """Bits of the radix table actually used (at most the keys' range needs)."""
-        return int(self._meta[K.RADIX_BITS])
+        return int(self._arrays.meta[K.RADIX_BITS])
 
     def size_in_bytes(self) -> int:
         """Bytes of the spline points, the radix table and the header (``meta`` and ``spline``)."""
-        return int(self._meta.nbytes + self._spline.nbytes)
+        return int(sum(a.nbytes for a in self._arrays))
 
     def _check(self) -> None:
         super()._check()
-        meta, spline, table, keys = self._meta, self._spline, self._table, self._keys
+        (meta, spline), table, keys = self._arrays, self._table, self._keys
         n = len(keys)
         points = self.num_spline_points
         assert meta.dtype == np.int64 and spline.dtype == np.uint64, "meta must be int64 and spline uint64"
@@ -319,6 +327,11 @@ class RadixSpline(LearnedIndex):
 
     _derived = ("_table",)  # a view into meta, not pickled as a copy
 
+    def __setstate__(self, state):
+        if "_meta" in state:  # pickled before the arrays were one RadixSplineArrays
+            state["_arrays"] = RadixSplineArrays(state.pop("_meta"), state.pop("_spline"))
+        super().__setstate__(state)
+
     def _derive(self) -> None:
         self._install()
 
@@ -327,8 +340,7 @@ class RadixSpline(LearnedIndex):
         config, arrays = super()._state()
         config["options"] = dataclasses.asdict(self.config)
         config["stats"] = dict(self._stats)
-        arrays["meta"] = self._meta
-        arrays["spline"] = self._spline
+        arrays.update(self._arrays._asdict())
         return config, arrays
 
     def _restore(self, config, arrays):
@@ -379,7 +391,7 @@ class RadixSpline(LearnedIndex):
                 raise ValueError("spline positions must rise from 0 and stay below the number of keys")
             if points == 1 and self._keys[0] != self._keys[-1]:
                 raise ValueError("one spline point for keys of more than one value")
-        self._meta, self._spline = meta, spline
+        self._arrays = RadixSplineArrays(meta, spline)
         self._install()
 
 

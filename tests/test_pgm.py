@@ -115,13 +115,13 @@ def test_error_guarantee_on_every_key():
         assert np.abs(lb - pos).max() <= eps + 1
         assert (lo <= lb).all() and (lb < hi).all()
         assert idx.max_error <= eps + 1
-        assert idx.size_in_bytes() == 24 * len(idx._seg_keys) + 8 * len(idx._meta)
+        assert idx.size_in_bytes() == 24 * len(idx.arrays.seg_keys) + 8 * len(idx.arrays.meta)
 
 
 def test_levels_shrink_to_one_segment():
     keys = datasets.generate("fractal", 100_000, 1)
     idx = PGM(keys, epsilon=4, epsilon_recursive=2)
-    counts = [int(idx._meta[K.META_HEADER + K.META_STRIDE * lv + 1]) for lv in range(idx.height)]
+    counts = [int(idx.arrays.meta[K.META_HEADER + K.META_STRIDE * lv + 1]) for lv in range(idx.height)]
     assert idx.height >= 3 and counts[-1] == 1 and all(a > b for a, b in zip(counts, counts[1:]))
     assert counts[0] == idx.segments_count
 
@@ -139,7 +139,7 @@ def test_empty_one_key_and_predict():
 def test_check_detects_a_broken_window():
     keys = datasets.generate("lognormal", 20_000, 2)
     idx = PGM(keys, epsilon=8)
-    idx._meta[K.META_HEADER + 3] -= 3
+    idx.arrays.meta[K.META_HEADER + 3] -= 3
     with pytest.raises(AssertionError, match="outside their predicted window"):
         idx._check()
 

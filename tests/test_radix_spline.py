@@ -184,7 +184,7 @@ def test_error_bound_holds_for_every_key(name, epsilon):
     assert idx.max_error == err.max()
     assert idx.avg_log2_error == pytest.approx(np.log2(err + 1.0).mean())
     # spline points: first and last distinct keys, each at its first position, interpolated exactly
-    images, positions = idx._spline[0::2], idx._spline[1::2]
+    images, positions = idx.arrays.spline[0::2], idx.arrays.spline[1::2]
     assert positions[0] == 0 and positions[-1] == lb[-1]
     assert idx.num_spline_points == len(images) and (np.diff(images) > 0).all()
 
@@ -202,7 +202,7 @@ def test_default_stays_within_one_percent_of_the_keys():
     keys = _lognormal(400_000)
     idx = RadixSpline(keys)
     assert idx.size_in_bytes() <= 0.01 * keys.nbytes
-    assert idx.size_in_bytes() == idx._meta.nbytes + idx._spline.nbytes
+    assert idx.size_in_bytes() == idx.arrays.meta.nbytes + idx.arrays.spline.nbytes
     assert idx.radix_bits == default_radix_bits(idx.num_spline_points, keys.nbytes) > 0
     # the rule: round(log2(points)) + 1 bits, fewer when the budget is short
     assert default_radix_bits(1000, 10**9) == 11
@@ -259,7 +259,7 @@ def test_empty_one_key_and_one_value():
 def test_batch_variant():
     keys = _lognormal(10_000)
     idx = RadixSpline(keys, epsilon=8)
-    width = int(idx._meta[K.ERR_HI] - idx._meta[K.ERR_LO])
+    width = int(idx.arrays.meta[K.ERR_HI] - idx.arrays.meta[K.ERR_LO])
     assert 8 < width <= 18 and idx._top == lift_top(width) and idx.batch_variant == "group x32"
     assert RadixSpline(keys, interleaved=False).batch_variant == "loop"
 
@@ -268,8 +268,8 @@ def test_check_detects_a_broken_window_and_table():
     keys = _lognormal(50_000)
     idx = RadixSpline(keys, epsilon=16)
     idx._check()
-    idx._meta[K.ERR_LO] = 0
-    idx._meta[K.ERR_HI] = 1
+    idx.arrays.meta[K.ERR_LO] = 0
+    idx.arrays.meta[K.ERR_HI] = 1
     with pytest.raises(AssertionError, match="outside their predicted window"):
         idx._check()
     q = _queries(keys)
@@ -285,7 +285,7 @@ def test_check_detects_a_broken_window_and_table():
         idx._check()
 
     idx = RadixSpline(keys, epsilon=16)
-    idx._spline[3] += 1  # a spline point off its key's position
+    idx.arrays.spline[3] += 1  # a spline point off its key's position
     with pytest.raises(AssertionError, match="first position"):
         idx._check()
 
@@ -302,7 +302,7 @@ def test_save_load_round_trip(tmp_path, name, mmap):
     idx.save(path)
     loaded = learnedidx.load(path, mmap=mmap)
     assert type(loaded) is RadixSpline and loaded.config == idx.config and loaded._stats == idx._stats
-    assert np.array_equal(loaded._meta, idx._meta) and np.array_equal(loaded._spline, idx._spline)
+    assert np.array_equal(loaded.arrays.meta, idx.arrays.meta) and np.array_equal(loaded.arrays.spline, idx.arrays.spline)
     loaded._check()
     q = _queries(keys)
     for mode in (0, 1, 2):
@@ -328,7 +328,7 @@ def test_pickle_round_trip():
     idx.lower_bound(5)  # install the scalar fast path: it must not travel
     clone = pickle.loads(pickle.dumps(idx))
     clone._check()
-    assert np.shares_memory(clone._table, clone._meta)
+    assert np.shares_memory(clone._table, clone.arrays.meta)
     q = _queries(keys)
     assert np.array_equal(clone.lower_bound(q), idx.lower_bound(q))
     assert clone.lower_bound(int(keys[10])) == 10 and clone.config == idx.config
