@@ -8,7 +8,7 @@
 
 from ._modes import FIND, LEFT, RIGHT
 from .arrays import Delta, PGMArrays, RadixSplineArrays, RMIArrays, Tombstones
-from .base import KeyValueIndex
+from .base import IndexBase, KeyValueIndex
 from .models import MODELS
 from .rmi import RMI, RMIConfig
 from .pgm import PGM, PGMConfig
@@ -19,6 +19,7 @@ from .tuning import TuneReport, tune
 from .interface import SortedIndex, UpdatableIndex
 
 __all__ = [
+    "IndexBase",
     "KeyValueIndex",
     "RMI",
     "RMIConfig",

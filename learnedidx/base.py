@@ -1,8 +1,10 @@
-"""`KeyValueIndex`: the one interface every index in the project implements.
+"""The index base classes: `IndexBase` (what every index shares: repr, saving, loading) and
+`KeyValueIndex`, the static base class.
 
-The base class owns the sorted keys and values, validates every input and coerces every query
+`KeyValueIndex` owns the sorted keys and values, validates every input and coerces every query
 exactly (see :mod:`learnedidx._coerce`); a subclass only builds its structure and answers
-lower/upper-bound searches for queries already in the key dtype.
+lower/upper-bound searches for queries already in the key dtype. The interface itself is
+stated by the Protocols of :mod:`learnedidx.interface`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,115 @@ SORTED_MAX_GAP = 32
 SORTED_PARALLEL_MIN = 1 << 14
 
 
-class KeyValueIndex:
+class IndexBase:
+    """What every index shares, static or updatable: its name, ``repr``, size, saving and loading
+    (:mod:`learnedidx.persist`). :class:`KeyValueIndex` adds the static machinery; an updatable
+    index (:class:`learnedidx.DynamicRMI`) builds on this directly. The full interface is
+    :class:`learnedidx.SortedIndex` / :class:`learnedidx.UpdatableIndex`.
+    """
+
+    name = "IndexBase"
+    #: Saved arrays whose checksums :func:`learnedidx.load` checks only with ``verify=True``:
+    #: large ones whose corruption can make answers wrong but never sends a kernel out of bounds.
+    _lazy_arrays = ("keys", "values")
+
+    #: What the batch path does for large batches (the bench reports it next to its times).
+    batch_variant = "loop"
+
+    def size_in_bytes(self) -> int:
+        """Bytes of the index structure itself, not counting the key and value arrays."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(n={len(self)}, dtype={self._keys.dtype}, "
+            f"size_in_bytes={self.size_in_bytes()})"
+        )
+
+    # --- saving and loading (see learnedidx.persist) ------------------------------------------
+
+    def save(self, path) -> None:
+        """Write the index to ``path``, atomically; :func:`learnedidx.load` opens it again.
+
+        One self-describing file: keys, values (none when they are the positions), the
+        structure's arrays and configuration, a format version and a CRC-32 of every section.
+        It is written to a temporary file in the same directory, fsynced, then renamed over
+        ``path``, so ``path`` never holds half an index. Complexity O(n) (one pass writing).
+
+        Raises:
+            TypeError: values of dtype object (or another dtype a file cannot hold), or an
+                index class that was not registered with :func:`learnedidx.persist.register`.
+            OSError: the file cannot be written (``path`` is then untouched).
+        """
+        from . import persist
+
+        persist.save(self, path)
+
+    def _state(self):
+        """``(config, arrays)``: everything needed to rebuild the index without training.
+
+        ``config`` is a JSON-able dict, ``arrays`` maps names to numpy arrays. This base part
+        holds ``build_time_ns``, ``positions`` (True when the values are the positions, which
+        are then not stored) and the arrays ``keys`` and ``values``; a subclass extends both
+        (``config, arrays = super()._state()``) and reads them back in :meth:`_restore`.
+        """
+        config = {"build_time_ns": int(self.build_time_ns), "positions": self._values is None}
+        arrays = {"keys": self._keys}
+        if self._values is not None:
+            arrays["values"] = self._values
+        return config, arrays
+
+    @classmethod
+    def _from_state(cls, config: dict, arrays: dict):
+        """The index that :meth:`_state` described, without training, sorting or copying.
+
+        Only cheap structural checks run (lengths, dtypes, the subclass's own layout checks in
+        :meth:`_restore`); :meth:`_check` verifies everything. Complexity O(1) in the keys.
+
+        Raises:
+            ValueError: arrays of the wrong dtype, shape or length, or an inconsistent config.
+            KeyError: a missing config entry or array.
+        """
+        from ._coerce import KEY_DTYPES
+
+        keys = arrays["keys"]
+        if not isinstance(keys, np.ndarray) or keys.ndim != 1 or keys.dtype not in KEY_DTYPES:
+            raise ValueError(f"keys must be a 1-D array of a key dtype, got {getattr(keys, 'dtype', keys)!r}")
+        positions = config["positions"]
+        if not isinstance(positions, bool) or positions == ("values" in arrays):
+            raise ValueError("config 'positions' must say whether a values array is absent")
+        values = arrays.get("values")
+        if values is not None and (values.ndim != 1 or len(values) != len(keys)):
+            raise ValueError(f"values of shape {values.shape} for {len(keys)} keys")
+        build_time_ns = config["build_time_ns"]
+        if not isinstance(build_time_ns, int) or isinstance(build_time_ns, bool):
+            raise ValueError(f"build_time_ns must be an integer, got {build_time_ns!r}")
+        self = cls.__new__(cls)
+        self._keys = keys.view()
+        self._keys.flags.writeable = False
+        self._values = None
+        if values is not None:
+            self._values = values.view()
+            self._values.flags.writeable = False
+        self._positions = None
+        self.build_time_ns = build_time_ns
+        self._restore(config, arrays)
+        self._bind_fast_paths()
+        return self
+
+    def _restore(self, config: dict, arrays: dict) -> None:
+        """Install the structure from :meth:`_state` output (keys and values are already set).
+
+        A subclass checks the layout cheaply (raising ValueError) so that no kernel can read
+        out of bounds; it must not train, sort or copy the big arrays.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot be restored from a file")
+
+    def _bind_fast_paths(self) -> None:
+        """Set what the scalar fast paths read (after building, loading or unpickling)."""
+
+
+class KeyValueIndex(IndexBase):
     """A static map from sorted numeric keys to values, queried like ``np.searchsorted``.
 
     ``Cls(keys, values=None, *, assume_sorted=False, copy=True, **options)``
@@ -70,9 +180,6 @@ class KeyValueIndex:
     name = "KeyValueIndex"
     #: True when ``_search_array`` also answers mode FIND itself.
     _native_find = False
-    #: Saved arrays whose checksums :func:`learnedidx.load` checks only with ``verify=True``:
-    #: large ones whose corruption can make answers wrong but never sends a kernel out of bounds.
-    _lazy_arrays = ("keys", "values")
     #: ``(entry_point, a0, a1, a2)`` from :meth:`_scalar_kernel` (None: the index has none),
     #: set at the first scalar query: building or loading an index never compiles scalar code.
     _scalar_entry = _UNBOUND
@@ -106,9 +213,6 @@ class KeyValueIndex:
         """
         raise NotImplementedError
 
-    #: What the batch path does for large batches (the bench reports it next to its times).
-    batch_variant = "loop"
-
     def _search_loop(self, queries: np.ndarray, mode: int) -> np.ndarray:
         """:meth:`_search_array` one lookup after another (SOSD's loop), without interleaving:
         the bench times both modes. Indexes whose batch path is a plain loop inherit this."""
@@ -137,10 +241,6 @@ class KeyValueIndex:
         alive (:mod:`learnedidx._pointers`).
         """
         return None
-
-    def size_in_bytes(self) -> int:
-        """Bytes of the index structure itself, not counting the key and value arrays."""
-        raise NotImplementedError
 
     def _check(self) -> None:
         """Assert every invariant of the structure; raises AssertionError naming the broken one."""
@@ -175,12 +275,6 @@ class KeyValueIndex:
             positions.flags.writeable = False
             self._positions = positions
         return self._positions
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(n={len(self)}, dtype={self._keys.dtype}, "
-            f"size_in_bytes={self.size_in_bytes()})"
-        )
 
     def lower_bound(self, q):
         """Number of keys ``< q``: ``np.searchsorted(keys, q, side="left")``, exactly.
@@ -402,84 +496,6 @@ class KeyValueIndex:
         self._derive()
         self._bind_fast_paths()
 
-    # --- saving and loading (see learnedidx.persist) ------------------------------------------
-
-    def save(self, path) -> None:
-        """Write the index to ``path``, atomically; :func:`learnedidx.load` opens it again.
-
-        One self-describing file: keys, values (none when they are the positions), the
-        structure's arrays and configuration, a format version and a CRC-32 of every section.
-        It is written to a temporary file in the same directory, fsynced, then renamed over
-        ``path``, so ``path`` never holds half an index. Complexity O(n) (one pass writing).
-
-        Raises:
-            TypeError: values of dtype object (or another dtype a file cannot hold), or an
-                index class that was not registered with :func:`learnedidx.persist.register`.
-            OSError: the file cannot be written (``path`` is then untouched).
-        """
-        from . import persist
-
-        persist.save(self, path)
-
-    def _state(self):
-        """``(config, arrays)``: everything needed to rebuild the index without training.
-
-        ``config`` is a JSON-able dict, ``arrays`` maps names to numpy arrays. This base part
-        holds ``build_time_ns``, ``positions`` (True when the values are the positions, which
-        are then not stored) and the arrays ``keys`` and ``values``; a subclass extends both
-        (``config, arrays = super()._state()``) and reads them back in :meth:`_restore`.
-        """
-        config = {"build_time_ns": int(self.build_time_ns), "positions": self._values is None}
-        arrays = {"keys": self._keys}
-        if self._values is not None:
-            arrays["values"] = self._values
-        return config, arrays
-
-    @classmethod
-    def _from_state(cls, config: dict, arrays: dict):
-        """The index that :meth:`_state` described, without training, sorting or copying.
-
-        Only cheap structural checks run (lengths, dtypes, the subclass's own layout checks in
-        :meth:`_restore`); :meth:`_check` verifies everything. Complexity O(1) in the keys.
-
-        Raises:
-            ValueError: arrays of the wrong dtype, shape or length, or an inconsistent config.
-            KeyError: a missing config entry or array.
-        """
-        from ._coerce import KEY_DTYPES
-
-        keys = arrays["keys"]
-        if not isinstance(keys, np.ndarray) or keys.ndim != 1 or keys.dtype not in KEY_DTYPES:
-            raise ValueError(f"keys must be a 1-D array of a key dtype, got {getattr(keys, 'dtype', keys)!r}")
-        positions = config["positions"]
-        if not isinstance(positions, bool) or positions == ("values" in arrays):
-            raise ValueError("config 'positions' must say whether a values array is absent")
-        values = arrays.get("values")
-        if values is not None and (values.ndim != 1 or len(values) != len(keys)):
-            raise ValueError(f"values of shape {values.shape} for {len(keys)} keys")
-        build_time_ns = config["build_time_ns"]
-        if not isinstance(build_time_ns, int) or isinstance(build_time_ns, bool):
-            raise ValueError(f"build_time_ns must be an integer, got {build_time_ns!r}")
-        self = cls.__new__(cls)
-        self._keys = keys.view()
-        self._keys.flags.writeable = False
-        self._values = None
-        if values is not None:
-            self._values = values.view()
-            self._values.flags.writeable = False
-        self._positions = None
-        self.build_time_ns = build_time_ns
-        self._restore(config, arrays)
-        self._bind_fast_paths()
-        return self
-
-    def _restore(self, config: dict, arrays: dict) -> None:
-        """Install the structure from :meth:`_state` output (keys and values are already set).
-
-        A subclass checks the layout cheaply (raising ValueError) so that no kernel can read
-        out of bounds; it must not train, sort or copy the big arrays.
-        """
-        raise NotImplementedError(f"{type(self).__name__} cannot be restored from a file")
 
 
 class LearnedIndex(KeyValueIndex):

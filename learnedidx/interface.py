@@ -5,7 +5,8 @@ baselines and an index of your own tested with :mod:`learnedidx.testing`);
 :class:`UpdatableIndex` adds the writes of :class:`~learnedidx.DynamicRMI`. Both are
 ``runtime_checkable``: ``isinstance(idx, SortedIndex)`` checks that every member exists (not
 their signatures). :class:`~learnedidx.KeyValueIndex` is the static base class that provides
-them over a subclass's search kernels.
+them over a subclass's search kernels; :class:`~learnedidx.IndexBase`, beneath it, holds only
+what an updatable index shares with it (repr, saving and loading).
 
 >>> import numpy as np
 >>> import learnedidx

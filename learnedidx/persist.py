@@ -8,8 +8,8 @@
 2
 
 An index declares its state as a JSON-able ``config`` dict and named numpy arrays
-(:meth:`KeyValueIndex._state`), and rebuilds itself from them without training
-(:meth:`KeyValueIndex._from_state`). A class joins by :func:`register`-ing a stable type name,
+(:meth:`IndexBase._state`), and rebuilds itself from them without training
+(:meth:`IndexBase._from_state`). A class joins by :func:`register`-ing a stable type name,
 which the file records; :func:`load` rebuilds any registered class.
 
 File layout (format version 1; every integer little-endian):
@@ -56,9 +56,9 @@ and checked there, so bytes written into the file later can change at worst keys
 (answers near them, never a crash). Truncating a mapped file or copying another over it in
 place makes the next access to the lost pages fault (SIGBUS), as with every mmap-based store
 (numpy memmap, LMDB): replace a live file by writing a new one and renaming it over the old,
-as :meth:`KeyValueIndex.save` does (the mapping keeps the old file's pages).
+as :meth:`IndexBase.save` does (the mapping keeps the old file's pages).
 
-**Atomic saves.** :meth:`KeyValueIndex.save` writes a temporary file in the target directory,
+**Atomic saves.** :meth:`IndexBase.save` writes a temporary file in the target directory,
 flushes and fsyncs it, then renames it over the target: a crash leaves the old file or the new
 one, never half of one. A process killed mid-save leaves its temporary file behind
 (``.{name}.{pid}.{random}.tmp`` beside the target); the next save of the same target deletes
@@ -124,21 +124,21 @@ def register(cls_or_name, name: str | None = None):
     ``register(BTree, "baselines.BTree")``, or as a decorator ``@register("baselines.BTree")``.
     The name is written in every file and must never change; the default is
     ``"<top-level package>.<class name>"``. The class must implement
-    :meth:`KeyValueIndex._restore` (and extend :meth:`KeyValueIndex._state` when it has state
+    :meth:`IndexBase._restore` (and extend :meth:`IndexBase._state` when it has state
     beyond its keys and values). Returns the class.
 
     Raises:
-        TypeError: cls is not a KeyValueIndex subclass or does not implement ``_restore``.
+        TypeError: cls is not an IndexBase subclass or does not implement ``_restore``.
         ValueError: a malformed name, or a name already taken by another class.
     """
     if isinstance(cls_or_name, str):
         return lambda cls: register(cls, cls_or_name)
     cls = cls_or_name
-    from .base import KeyValueIndex
+    from .base import IndexBase
 
-    if not (isinstance(cls, type) and issubclass(cls, KeyValueIndex)):
-        raise TypeError(f"register() takes a KeyValueIndex subclass, got {cls!r}")
-    if cls._restore is KeyValueIndex._restore:
+    if not (isinstance(cls, type) and issubclass(cls, IndexBase)):
+        raise TypeError(f"register() takes an IndexBase subclass (KeyValueIndex for a static index), got {cls!r}")
+    if cls._restore is IndexBase._restore:
         raise TypeError(f"{cls.__name__} must implement _restore(config, arrays) to be loadable")
     if name is None:
         name = f"{cls.__module__.split('.')[0]}.{cls.__name__}"
@@ -246,7 +246,7 @@ def _write_all(fd: int, data) -> None:
 
 
 def save(index, path) -> None:
-    """Write ``index`` to ``path`` atomically; see :meth:`KeyValueIndex.save`."""
+    """Write ``index`` to ``path`` atomically; see :meth:`IndexBase.save`."""
     path = os.fspath(path)
     cls = type(index)
     index_type = _NAMES.get(cls)
@@ -369,7 +369,7 @@ def _fsync_directory(directory: str) -> None:
 
 
 def load(path, mmap: bool = True, verify: bool | None = None):
-    """Open an index saved with :meth:`KeyValueIndex.save`; it answers exactly as the saved one.
+    """Open an index saved with :meth:`IndexBase.save`; it answers exactly as the saved one.
 
     Args:
         path: the file.

@@ -12,7 +12,7 @@ import numpy as np
 from . import _directory, _layout, _merge, _scalar, _tombstones
 from .._coerce import key_dtype_for, prepare_keys_values
 from .._pointers import address
-from ..base import KeyValueIndex, compiled_entry
+from ..base import IndexBase, compiled_entry
 from ..persist import register
 from ..arrays import Delta, RMIArrays, Tombstones
 from ..models import no_hybrid
@@ -57,7 +57,7 @@ def _entry_slots(kdtype: np.dtype) -> list:
     return slots
 
 
-class DynamicRMI(Writing, Reading, KeyValueIndex):
+class DynamicRMI(Writing, Reading, IndexBase):
     """An updatable map with unique keys, like ``dict`` and ``SortedDict``, over a learned index.
 
     ``DynamicRMI(keys=None, values=None, *, dtype=None, value_dtype=None, config=None,
