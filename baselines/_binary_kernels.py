@@ -14,10 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit, prange
 
-from learnedidx._intrinsics import LEAN_JIT, prefetch, select_unpredictable
-from learnedidx._modes import FIND, RIGHT
-from learnedidx._pointers import ptr_like
-from learnedidx._search import before, binary_search, finish
+from learnedidx.toolkit import FIND, LEAN_JIT, RIGHT, before, binary_search, finish, prefetch, ptr_like, select_unpredictable
 
 CHUNK = 4096  #: queries per parallel task
 GROUP = 32  #: lookups walked in lock-step by the interleaved kernels

@@ -39,10 +39,7 @@ from numba import carray, njit, prange, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from learnedidx._intrinsics import LEAN_JIT, prefetch
-from learnedidx._modes import RIGHT
-from learnedidx._pointers import ptr_like
-from learnedidx._search import binary_search, finish
+from learnedidx.toolkit import LEAN_JIT, RIGHT, binary_search, finish, prefetch, ptr_like
 
 META_B = 0  #: slot of the node size B in ``meta``
 META_LEVELS = 1  #: slot of the number of inner levels L

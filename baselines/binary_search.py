@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from learnedidx._modes import FIND
-from learnedidx._pointers import address
+from learnedidx.toolkit import FIND, address
 from learnedidx.base import KeyValueIndex, compile_scalar_entry
 
 from . import _binary_kernels as K

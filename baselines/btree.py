@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from learnedidx._pointers import address
+from learnedidx.toolkit import address
 from learnedidx.base import KeyValueIndex, compile_scalar_entry
 from learnedidx.persist import register
 

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from learnedidx._modes import FIND, RIGHT
+from learnedidx.toolkit import FIND, RIGHT
 from learnedidx.base import KeyValueIndex
 
 from ._common import check_options

@@ -8,7 +8,7 @@ from bisect import bisect_right
 
 import numpy as np
 
-from learnedidx._modes import FIND, NOT_FOUND, RIGHT
+from learnedidx.toolkit import FIND, NOT_FOUND, RIGHT
 from learnedidx.base import KeyValueIndex
 
 from ._common import check_options, whole_number

@@ -6,10 +6,9 @@ then two modes over the whole workload, ``repeats`` times each, alternating (med
 
 * batch: ``lower_bound(queries)``, the index's batch path (interleaved kernels where it has
   them; ``batch_variant`` names what it does);
-* loop: ``_search_loop(queries, LEFT)``, the same lookups one after another (SOSD's loop), no
-  interleaving, with the batch path's threads, on the queries coerced to the key dtype once
-  beforehand (the workloads are in the key dtype: the very same array, no copy). Indexes
-  without a loop kernel of their own (``np.searchsorted``, PyGM, the object structures) answer
+* loop: ``lower_bound_loop(queries)``, the same lookups one after another (SOSD's loop), no
+  interleaving, with the batch path's threads (the workloads are in the key dtype: coercion
+  passes the very same array, no copy). Indexes without a loop kernel of their own (``np.searchsorted``, PyGM, the object structures) answer
   batches one after another already: their batch time is their loop time, measured once.
 
 Then, for indexes that can be saved, the save, the memory-mapped load and the first lookup
@@ -29,9 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numba import carray, njit, types
 
-from learnedidx._coerce import LEFT, coerce_array
-from learnedidx._pointers import address, ptr_like
-from learnedidx.base import KeyValueIndex, compiled_entry
+from learnedidx.toolkit import address, compiled_entry, ptr_like
 
 from .registry import IndexSpec
 
@@ -129,7 +126,7 @@ def _compile(spec: IndexSpec, dtype: np.dtype) -> float:
     idx = spec.factory(tiny)
     idx.lower_bound(tiny[:3])
     idx.lower_bound(many)
-    idx._search_loop(many, LEFT)
+    idx.lower_bound_loop(many)
     idx.lower_bound(int(tiny[1]) if dtype.kind in "iu" else float(tiny[1]))
     return time.perf_counter() - start
 
@@ -156,14 +153,6 @@ def _measure_persistence(idx, queries, expected, result: Result) -> None:
         if answer != expected[0]:
             result.note = f"WRONG ANSWERS after load: lower_bound({q!r}) = {answer}, expected {expected[0]}"
         del loaded
-
-
-def _loop(idx, values: np.ndarray, forced) -> np.ndarray:
-    """The loop mode's answers: ``_search_loop`` over coerced queries, the forced ones set to n."""
-    out = idx._search_loop(values, LEFT) if len(values) else np.zeros(0, np.int64)
-    if forced is not None:
-        out[forced] = len(idx)
-    return out
 
 
 def measure(spec: IndexSpec, dataset: str, keys: np.ndarray, queries: np.ndarray, expected: np.ndarray,
@@ -195,22 +184,21 @@ def measure(spec: IndexSpec, dataset: str, keys: np.ndarray, queries: np.ndarray
         idx.lower_bound(queries[:1])
         result.first_call_ms = (time.perf_counter() - start) * 1e3
 
-        values, forced, _ = coerce_array(np.ravel(queries), idx.keys.dtype, LEFT)
         warm = 1 << 14  # untimed: loads the kernels for these arrays' types, multi-threaded ones too
         idx.lower_bound(queries[:warm])
-        _loop(idx, values[:warm], None)
+        idx.lower_bound_loop(queries[:warm])
         # An index without its own loop kernel answers batches one lookup after another already:
         # its loop mode is its batch path, timed once.
-        own_loop = type(idx)._search_loop is not KeyValueIndex._search_loop
+        own_loop = idx.has_loop_kernel
         times = {"batch": [], "loop": []} if own_loop else {"batch": []}
         for _ in range(repeats):
             for mode, runs in times.items():
                 start = time.perf_counter_ns()
-                answers = idx.lower_bound(queries) if mode == "batch" else _loop(idx, values, forced)
+                answers = idx.lower_bound(queries) if mode == "batch" else idx.lower_bound_loop(queries)
                 elapsed = time.perf_counter_ns() - start
                 if not np.array_equal(answers, expected):
                     bad = int(np.flatnonzero(answers != expected)[0])
-                    call = "lower_bound" if mode == "batch" else "_search_loop"
+                    call = "lower_bound" if mode == "batch" else "lower_bound_loop"
                     result.note = (f"WRONG ANSWERS: {call}({queries[bad]!r}) = {answers[bad]}, "
                                    f"expected {expected[bad]}; no time reported")
                     return result

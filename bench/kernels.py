@@ -35,9 +35,8 @@ import numpy as np
 from numba import njit, prange
 
 from baselines import _binary_kernels as BK
-from learnedidx._intrinsics import prefetch
-from learnedidx import _search as S
-from learnedidx._search import before
+from learnedidx import toolkit as S
+from learnedidx.toolkit import before, prefetch
 
 from .cli import _count
 
@@ -156,7 +155,6 @@ def binary(args) -> None:
 def sorted_batches(args) -> None:
     from baselines import BinarySearch, BTree, NumpySearchsorted
     from learnedidx import RMI
-    from learnedidx import _sorted as S
 
     keys = _keys(args)
     n = len(keys)
@@ -180,6 +178,7 @@ def sorted_batches(args) -> None:
         candidates = {"sorted": lambda queries=queries, out=out: sorted_kernel(keys, queries, out, 0),
                       "check": lambda queries=queries: S.is_sorted(queries)}
         for name, idx in indexes.items():
+            # The batch path itself, past lower_bound's detection of sorted batches: what this compares.
             candidates[name] = lambda idx=idx, queries=queries: idx._search_array(queries, 0)
         expected = np.searchsorted(keys, queries)
         sorted_kernel(keys, queries, out, 0)
@@ -249,26 +248,29 @@ def window_search(args) -> None:
 def rmi_variants(args) -> None:
     from baselines import BTree
     from learnedidx import RMI
-    from learnedidx import _rmi_kernels as K
 
     keys, queries, expected, _ = _lookups(args)
     m = len(queries)
     candidates = {}
+
+    def with_config(idx, **fields):
+        """The same trained RMI with another batch variant: its lower_bound."""
+        config = dataclasses.replace(idx.config, **fields)
+        return RMI.from_arrays(keys, idx.arrays, config, idx.stats, copy=False, verify=False).lower_bound
+
     for label, options in (("128 keys/leaf", {}), ("128 keys/leaf, lines only", {"max_window": None}),
                            ("2048 keys/leaf", {"keys_per_leaf": 2048})):
         idx = RMI(keys, copy=False, **options)
         print(f"RMI {label}: mean window {idx.mean_window:.1f} keys, {idx.hybrid_leaves} hybrid leaves, "
               f"{idx.size_in_bytes() / keys.nbytes:.2%} of "
               f"the keys, auto variant: {idx.batch_variant}")
-        candidates[f"{label} loop"] = lambda idx=idx: idx._run_batch(queries, 0, K.VARIANT_LOOP)
-        candidates[f"{label} group"] = lambda idx=idx: idx._run_batch(queries, 0, K.VARIANT_GROUP)
+        candidates[f"{label} loop"] = with_config(idx, interleaved=False)
+        candidates[f"{label} group"] = with_config(idx, variant="group")
         for slots in (8, 16, 32):
-            amac = RMI.__new__(RMI)
-            amac.__dict__.update(idx.__dict__)
-            amac.config = dataclasses.replace(idx.config, slots=slots)
-            candidates[f"{label} amac x{slots}"] = lambda amac=amac: amac._run_batch(queries, 0, K.VARIANT_AMAC)
+            candidates[f"{label} amac x{slots}"] = with_config(idx, variant="amac", slots=slots)
     btree = BTree(keys, copy=False)
-    candidates["BTree interleaved"] = lambda: btree._search_array(queries, 0)
+    candidates["BTree interleaved"] = btree.lower_bound
+    candidates = {name: (lambda fn=fn: fn(queries)) for name, fn in candidates.items()}
     for name, fn in candidates.items():
         if not np.array_equal(fn(), expected):
             raise SystemExit(f"{name}: wrong answers")

@@ -13,7 +13,7 @@ from numba import njit
 
 from learnedidx import RMI
 from learnedidx import _rmi_kernels as K
-from learnedidx._search import SEARCHES, search_window
+from learnedidx.toolkit import SEARCHES, search_window
 
 pytestmark = pytest.mark.microbench
 

@@ -11,12 +11,8 @@ nothing: answers never depend on it.
 keeps it a conditional move. Written as a plain ``if``/``else``, the step of a branch-free
 search compiles to a ``cmov`` that LLVM's x86 cmov-conversion pass turns back into a branch
 (it assumes a condition fed by a load is predictable); a binary search's comparisons are coin
-flips, so that branch mispredicts about every other step. Measured here, 10M lognormal keys,
-one thread (``python -m bench.kernels binary|rmi --n 10M --threads 1``): BinarySearch's
-lock-step batch of 32 went from 281 to 102 ns per lookup, the RMI's group kernel from 173 to
-138 (with the routing change of the same commit). One
-lookup at a time out of cache the branch was faster (898 against 1461 ns): a mispredicted
-branch still starts the load it guessed, a prefetch for free; the batch kernels prefetch.
+flips, so that branch mispredicts about every other step (numbers: docs/design.md, "Branch-free
+selects"; ``python -m bench.kernels binary --n 10M --threads 1``).
 """
 
 from __future__ import annotations

@@ -223,8 +223,8 @@ def lift_search(keys, q, lo, hi, top):
 
     Binary lifting: ``log2(top) + 1`` steps whatever the window, each a conditional move, and
     probes never leave ``[lo - 1, hi - 1]``. A fixed trip count means no mispredicted loop exit,
-    so the out-of-order core overlaps consecutive lookups: about 30 ns less per lookup here than
-    a binary search whose step count follows the window. Complexity O(log top).
+    so the out-of-order core overlaps consecutive lookups, which a binary search whose step
+    count follows the window prevents. Complexity O(log top).
     """
     base = lo
     half = top

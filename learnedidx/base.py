@@ -348,6 +348,24 @@ class KeyValueIndex(IndexBase):
         out[~found] = default
         return out, found
 
+    def lower_bound_loop(self, q) -> np.ndarray:
+        """:meth:`lower_bound` of an array-like, one lookup after another: SOSD's loop mode,
+        without the batch kernels' interleaving or the sorted-batch path, to measure single
+        lookups (``python -m bench``, :func:`learnedidx.tune`). Same answers and errors as
+        :meth:`lower_bound`; an int64 array of q's shape. Complexity: m lookups."""
+        arr = as_query_array(q)
+        values, forced, _ = coerce_array(arr.ravel(), self._keys.dtype, LEFT)
+        out = self._search_loop(values, LEFT) if len(values) else np.zeros(0, np.int64)
+        if forced is not None:
+            out[forced] = len(self._keys)
+        return out.reshape(arr.shape)
+
+    @property
+    def has_loop_kernel(self) -> bool:
+        """True when :meth:`lower_bound_loop` runs a kernel of its own; False when the batch
+        path already answers one lookup after another (it is then that path)."""
+        return type(self)._search_loop is not KeyValueIndex._search_loop
+
     def range(self, lo, hi):
         """``(keys, values)`` of the entries with ``lo <= key < hi``, as read-only views.
 
@@ -573,7 +591,7 @@ def compiled_entry(kernel, sig):
     """Compile (or load from cache) ``kernel`` for the argument types ``sig``; its entry point.
 
     Calling the entry point skips Numba's dispatcher, which resolves argument types on every
-    call (about half the cost of a scalar lookup here). Falls back to the dispatcher where the
+    call (about half the cost of a scalar lookup). Falls back to the dispatcher where the
     entry point is not exposed (e.g. ``NUMBA_DISABLE_JIT``).
     """
     try:

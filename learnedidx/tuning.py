@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._coerce import LEFT, prepare_keys_values
+from ._coerce import prepare_keys_values
 from .base import KeyValueIndex
 from .pgm import PGM
 from .rmi import RMI, RMIConfig
@@ -167,8 +167,8 @@ def tune(keys, values=None, *, max_bytes=None, seed=0, objective="batch", time_b
             row.note = "over budget"
             over_budget.add(family)
             continue
-        row.batch_ns = _time(index._search_array, sample)
-        row.loop_ns = _time(index._search_loop, sample)
+        row.batch_ns = _time(index.lower_bound, sample)
+        row.loop_ns = _time(index.lower_bound_loop, sample)
         finalists.append((_score(row, objective), len(report.candidates) - 1, index))
         finalists.sort(key=lambda f: f[0])
         del finalists[FINALISTS:]
@@ -191,8 +191,8 @@ def _compile(keys: np.ndarray, values, sample: np.ndarray) -> None:
     m = min(len(keys), 4096)
     for cls in (PGM, RadixSpline, RMI):
         index = cls(keys[:m], None if values is None else values[:m], assume_sorted=True, copy=False)
-        index._search_array(sample, LEFT)
-        index._search_loop(sample[:64], LEFT)
+        index.lower_bound(sample)
+        index.lower_bound_loop(sample[:64])
 
 
 def _score(row: Candidate, objective: str) -> float:
@@ -206,7 +206,7 @@ def _final_round(report: TuneReport, finalists: list, sample: np.ndarray):
     times = {row: [] for _, row, _ in finalists}
     for _ in range(FINAL_ROUNDS):
         for _, row, index in finalists:
-            search = index._search_array if report.objective == "batch" else index._search_loop
+            search = index.lower_bound if report.objective == "batch" else index.lower_bound_loop
             times[row].append(_time(search, sample))
     for _, row, _ in finalists:
         median = float(np.median(times[row]))
@@ -257,11 +257,11 @@ def _time(search, sample: np.ndarray) -> float:
     """Median ns a lookup of three timed runs, after one untimed run on a few lookups."""
     if len(sample) == 0:
         return 0.0
-    search(sample[:64], LEFT)
+    search(sample[:64])
     runs = []
     for _ in range(3):
         start = time.perf_counter_ns()
-        search(sample, LEFT)
+        search(sample)
         runs.append(time.perf_counter_ns() - start)
     return float(np.median(runs)) / len(sample)
 

@@ -81,7 +81,7 @@ def test_a_wrong_loop_mode_gets_no_time():
     expected = np.searchsorted(keys, queries)
     result = measure(IndexSpec("WrongLoop", "classic", WrongLoop), "tiny", keys, queries, expected, repeats=2)
     assert result.batch_ns is None and result.loop_ns is None
-    assert result.note.startswith("WRONG ANSWERS: _search_loop(")
+    assert result.note.startswith("WRONG ANSWERS: lower_bound_loop(")
 
 
 def test_loop_mode_gets_the_coerced_queries_and_forced_answers():

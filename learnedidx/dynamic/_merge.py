@@ -458,8 +458,8 @@ def refit_leaves(rmi, keys, runs, nr, log2_fixed, parallel):
     """Pass B of a merge: refit every leaf by least squares on its keys, then record its errors.
 
     A leaf with one run (almost all: routing is monotone but near inner models' borders) is
-    fitted and checked in one visit, on every thread when ``parallel`` (measured here: 38
-    against 50 ms a merge at 10M keys); a leaf with runs far apart is fitted on all of them,
+    fitted and checked in one visit, on every thread when ``parallel`` (docs/design.md,
+    "DynamicRMI"); a leaf with runs far apart is fitted on all of them,
     with the anchor at its first key, like training does, then checked. Every key is evaluated
     with the very expression inference uses, so the error bounds hold bit for bit as in
     :func:`learnedidx.models.leaf_errors`. Leaves without keys become constants (the
