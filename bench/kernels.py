@@ -158,13 +158,14 @@ def sorted_batches(args) -> None:
 
     keys = _keys(args)
     n = len(keys)
-    threads = numba.get_num_threads() > 1
     indexes = {}
     for name, cls in (("RMI", RMI), ("BTree", BTree), ("BinarySearch", BinarySearch),
                       ("NumpySearchsorted", NumpySearchsorted)):
         if name.lower() in args.indexes:
             indexes[name] = cls(keys, copy=False)
-    sorted_kernel = S.search_sorted_parallel if threads else S.search_sorted
+    def sorted_kernel(keys, queries, out, mode):
+        S.run_sliced(lambda a, b: S.search_sorted(keys, queries[a:b], out[a:b], mode), len(queries),
+                     S.threads_for(len(queries), 1 << 14))
     rng = np.random.default_rng(args.seed + 1)
     print(f"{n:,} {args.dataset} keys, sorted present lookups, {numba.get_num_threads()} threads, "
           f"median of {args.rounds} rounds (ns/lookup); ratio = index batch path / sorted path")

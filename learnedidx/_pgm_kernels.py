@@ -20,7 +20,7 @@ searches it for the segment whose range holds q, and at level 0 predicts the key
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, njit, prange
+from numba import carray, njit
 
 from ._intrinsics import LEAN_JIT, prefetch
 from ._pointers import ptr_like
@@ -28,7 +28,6 @@ from ._rmi_kernels import anchor_bits, clamp_index, key_offset
 from ._search import (
     SEARCH_BINARY,
     finish,
-    group_scratch,
     predecessor,
     prefetch_window,
     prepare_group,
@@ -46,7 +45,6 @@ META_EPSILON_RECURSIVE = 3
 META_HEADER = 4
 META_STRIDE = 4  #: per level: offset, count, err_lo, err_hi
 GROUP = 32  #: lookups interleaved in lock-step by the batch kernel
-CHUNK = 4096  #: queries per parallel task
 
 _JIT = dict(nogil=True, cache=True)
 
@@ -352,18 +350,20 @@ def lookup_one(meta, seg_keys, params, keys, q, mode, top):
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_loop(pgm, keys, queries, out, mode, top):
+def lookup_loop(pgm, keys, queries, out, mode, top):
+    """``out[i] = lookup_one(queries[i])``, one lookup after another.
+    Complexity O(m (levels log eps_rec + log eps))."""
     meta, seg_keys, params = pgm
     for i in range(queries.shape[0]):
         out[i] = lookup_one(meta, seg_keys, params, keys, queries[i], mode, top)
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_group(pgm, keys, queries, out, mode, scratch):
+def lookup_group(pgm, keys, queries, out, mode, scratch):
     """Answer ``queries`` in groups of GROUP lookups that advance level by level in lock-step:
     each level's windows are prefetched one phase before they are searched, and each chosen
     segment's record one phase before it predicts. The key array is not empty; ``scratch``:
-    :func:`learnedidx._search.group_scratch`."""
+    :func:`learnedidx._search.group_buffers` of GROUP."""
     meta, seg_keys, params = pgm
     sq, ss, spos, slo, shi = scratch
     end = queries.shape[0]
@@ -402,26 +402,6 @@ def _lookup_range_group(pgm, keys, queries, out, mode, scratch):
             if slo[k] >= 0:
                 spos[k], slo[k], shi[k] = key_window(meta, seg_keys, params, sq[k], ss[k])
         search_group(keys, sq, spos, slo, shi, count, out, g, mode, SEARCH_BINARY)
-
-
-@njit(**_JIT)
-def lookup_batch(pgm, keys, queries, out, mode, interleaved, top):
-    """``out[i] = lookup_one(queries[i])`` in one thread: lock-step groups (``interleaved``)
-    or one lookup after another. Complexity O(m (levels log eps_rec + log eps))."""
-    if not interleaved or keys.shape[0] == 0:
-        _lookup_range_loop(pgm, keys, queries, out, mode, top)
-        return
-    _lookup_range_group(pgm, keys, queries, out, mode, group_scratch(keys, GROUP))
-
-
-@njit(parallel=True, **_JIT)
-def lookup_batch_parallel(pgm, keys, queries, out, mode, interleaved, top):
-    """:func:`lookup_batch` over chunks of CHUNK queries on the Numba thread pool."""
-    m = queries.shape[0]
-    for c in prange((m + CHUNK - 1) // CHUNK):
-        a = c * CHUNK
-        b = min(m, a + CHUNK)
-        lookup_batch(pgm, keys, queries[a:b], out[a:b], mode, interleaved, top)
 
 
 @njit(**LEAN_JIT)

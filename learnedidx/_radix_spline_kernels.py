@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import carray, njit, prange, types
+from numba import carray, njit, types
 from numba.extending import overload
 
 from ._intrinsics import LEAN_JIT, prefetch, select_unpredictable
@@ -42,7 +42,6 @@ from ._search import (
     NEEDS_SEARCH,
     SEARCH_BINARY,
     finish,
-    group_scratch,
     prepare_group,
     prepare_query,
     search_group,
@@ -61,7 +60,6 @@ ERR_HI = 7
 HEADER = 8
 
 GROUP = 32  #: lookups interleaved in lock-step by the batch kernel (as the RMI's group variant)
-CHUNK = 4096  #: queries per parallel task
 
 VARIANT_LOOP = 0
 VARIANT_GROUP = 1
@@ -236,8 +234,8 @@ def lookup_scalar_at(meta_address, spline_address, keys_address, q, mode):
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_loop(rs, keys, queries, out, mode, top):
-    """One lookup after another (SOSD's loop mode)."""
+def lookup_loop(rs, keys, queries, out, mode, top):
+    """One lookup after another (SOSD's loop mode). Complexity O(m log window)."""
     meta, spline = rs
     table = meta[HEADER:].view(np.uint32)
     plan = read_plan(meta)
@@ -246,9 +244,9 @@ def _lookup_range_loop(rs, keys, queries, out, mode, top):
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_group(rs, keys, queries, out, mode, scratch):
+def lookup_group(rs, keys, queries, out, mode, scratch):
     """Answer ``queries`` in groups of GROUP lookups that advance in lock-step (``scratch``:
-    :func:`learnedidx._search.group_scratch`).
+    :func:`learnedidx._search.group_buffers` of GROUP).
 
     Per group: answer what the key array's ends decide; route every other query through the
     radix table; search the group's buckets of spline points in lock-step
@@ -295,26 +293,6 @@ def _lookup_range_group(rs, keys, queries, out, mode, scratch):
                 shi[k] = b
                 prefetch_lines(keys, a, b)
         search_group(keys, sq, spos, slo, shi, count, out, g, mode, SEARCH_BINARY)
-
-
-@njit(**_JIT)
-def lookup_batch(rs, keys, queries, out, mode, variant, top):
-    """``out[i]`` = the answer for ``queries[i]``, in one thread, with ``VARIANT_LOOP`` or
-    ``VARIANT_GROUP`` (``top``: see :func:`search_in_window`). Complexity O(m log window)."""
-    if variant == VARIANT_LOOP or keys.shape[0] == 0:
-        _lookup_range_loop(rs, keys, queries, out, mode, top)
-        return
-    _lookup_range_group(rs, keys, queries, out, mode, group_scratch(keys, GROUP))
-
-
-@njit(parallel=True, **_JIT)
-def lookup_batch_parallel(rs, keys, queries, out, mode, variant, top):
-    """:func:`lookup_batch` over chunks of CHUNK queries on the Numba thread pool."""
-    m = queries.shape[0]
-    for c in prange((m + CHUNK - 1) // CHUNK):
-        a = c * CHUNK
-        b = min(m, a + CHUNK)
-        lookup_batch(rs, keys, queries[a:b], out[a:b], mode, variant, top)
 
 
 @njit(**LEAN_JIT)

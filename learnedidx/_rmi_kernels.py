@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import carray, njit, prange, types
+from numba import carray, njit, types
 from numba.extending import overload
 
 from ._pointers import ptr_like
@@ -41,7 +41,6 @@ from ._search import (
     gallop_right,
     lift_search,
     lift_top,
-    group_scratch,
     prefetch_window,
     prepare_between,
     prepare_query,
@@ -58,7 +57,6 @@ LINEAR_WIDTH = 4
 CUBIC_WIDTH = 6
 ERROR_SLOT = 3  #: slot of a leaf (linear) record holding its two int32 error bounds
 GROUP = 32  #: lookups interleaved in lock-step by the batch kernels
-CHUNK = 4096  #: queries per parallel task
 
 _JIT = dict(nogil=True, cache=True)
 
@@ -322,9 +320,9 @@ def lookup_scalar_at(arrays_address, keys_address, hybrid_size, q, mode):
 #                yields, so a slot never waits for the others and wide windows are narrowed step
 #                by step with a prefetch each, instead of with dependent misses.
 
-# The variants are separate kernels, not inlined into lookup_batch: Numba's own inlining made
-# lookup_batch's compile 29 s a key dtype against 10 s for the parts (and run time is the same,
-# one call per chunk of queries).
+# Each variant is an entry point of its own, chosen in Python: a batch compiles only the variant
+# it runs (inlined into one kernel they took 29 s a key dtype to compile; apart, 5.6 s for the
+# loop, 8 s for the group, 4 s for AMAC at uint64), and no parallel twin (learnedidx._threads).
 
 VARIANT_LOOP = 0
 VARIANT_GROUP = 1
@@ -339,7 +337,10 @@ _DONE = 3
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_loop(rmi, keys, queries, out, mode, top):
+def lookup_loop(rmi, keys, queries, out, mode, top):
+    """``out[i] = lookup_one(queries[i])``, one lookup after another (``VARIANT_LOOP``) over the
+    :class:`learnedidx.arrays.RMIArrays` ``rmi`` (``top`` of :func:`search_in_window`).
+    Complexity O(m (stages + log window))."""
     meta, params, hkeys, hpos = rmi
     pbits = params.view(np.int64)
     for i in range(queries.shape[0]):
@@ -347,13 +348,13 @@ def _lookup_range_loop(rmi, keys, queries, out, mode, top):
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_group(rmi, keys, queries, out, mode, scratch):
+def lookup_group(rmi, keys, queries, out, mode, scratch):
     """Answer ``queries`` in groups of GROUP lookups that advance in lock-step.
 
     Phase 1 routes every query of the group through the cache-resident upper stages and
     prefetches its leaf record; phase 2 computes the windows and prefetches their key lines;
     phase 3 searches. Each phase's memory accesses were requested one phase earlier.
-    The key array is not empty (the caller's check); ``scratch``: :func:`group_scratch`.
+    The key array is not empty (the caller's check); ``scratch``: :func:`group_buffers` of GROUP.
     """
     meta, params, hkeys, hpos = rmi
     pbits = params.view(np.int64)
@@ -409,9 +410,9 @@ def _prefetch_search(keys, lo, hi, step):
 
 
 @njit(**LEAN_JIT)
-def _lookup_range_amac(rmi, keys, queries, out, mode, top, scratch, sstate):
+def lookup_amac(rmi, keys, queries, out, mode, top, scratch, sstate):
     """Answer ``queries`` with ``len(sstate)`` interleaved state machines (``scratch``:
-    :func:`group_scratch` with at least as many slots).
+    :func:`group_buffers` with at least as many slots).
 
     A slot's steps: take the next query, route it through the cache-resident upper stages and
     prefetch its leaf record; compute the window, check it against its neighbours' lines
@@ -500,34 +501,6 @@ def _lookup_range_amac(rmi, keys, queries, out, mode, top, scratch, sstate):
         k += 1
         if k == slots:
             k = 0
-
-
-@njit(**_JIT)
-def lookup_batch(rmi, keys, queries, out, mode, variant, slots, top):
-    """``out[i] = lookup_one(queries[i])`` in one thread with the variant ``VARIANT_*`` over the
-    :class:`learnedidx.arrays.RMIArrays` ``rmi`` (``slots`` state machines for AMAC; ``top`` of
-    :func:`search_in_window`). Complexity O(m (stages + log window))."""
-    if variant == VARIANT_LOOP or keys.shape[0] == 0:
-        _lookup_range_loop(rmi, keys, queries, out, mode, top)
-        return
-    scratch = group_scratch(keys, max(GROUP, slots))
-    if variant == VARIANT_GROUP:
-        _lookup_range_group(rmi, keys, queries, out, mode, scratch)
-    else:
-        _lookup_range_amac(rmi, keys, queries, out, mode, top, scratch, np.empty(slots, dtype=np.int64))
-
-
-@njit(parallel=True, **_JIT)
-def lookup_batch_parallel(rmi, keys, queries, out, mode, variant, slots, top):
-    """:func:`lookup_batch` split into chunks of CHUNK queries over the Numba thread pool.
-
-    Each chunk calls the serial kernel (compiled once for both) on its slices: inlining the
-    variants into the parallel loop as well doubled the compile time of every key dtype."""
-    m = queries.shape[0]
-    for c in prange((m + CHUNK - 1) // CHUNK):
-        a = c * CHUNK
-        b = min(m, a + CHUNK)
-        lookup_batch(rmi, keys, queries[a:b], out[a:b], mode, variant, slots, top)
 
 
 @njit(**LEAN_JIT)

@@ -267,12 +267,11 @@ def prefetch_window(keys, lo, hi):
     prefetch(keys, max(hi - 1, 0))
 
 
-@njit(inline="always", **_JIT)
-def group_scratch(keys, width):
-    """Buffers of a lock-step group of ``width`` lookups: ``(sq, a, b, c, d)``, the queries in
-    the key dtype and four int64 arrays (a kernel's per-lookup state: leaf, position, window)."""
-    return (np.empty(width, dtype=keys.dtype), np.empty(width, dtype=np.int64), np.empty(width, dtype=np.int64),
-            np.empty(width, dtype=np.int64), np.empty(width, dtype=np.int64))
+def group_buffers(dtype, width: int) -> tuple:
+    """Buffers of a lock-step group of ``width`` lookups, allocated by the caller of a lean
+    kernel: ``(sq, a, b, c, d)``, the queries in the key dtype and four int64 arrays (a
+    kernel's per-lookup state: leaf, position, window)."""
+    return (np.empty(width, dtype=dtype),) + tuple(np.empty(width, dtype=np.int64) for _ in range(4))
 
 
 @njit(inline="always", **_JIT)

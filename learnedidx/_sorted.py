@@ -20,13 +20,12 @@ of 5): galloping alone 35 / 60 / 75 ns at n/m = 1 / 4 / 16, with a first count o
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._intrinsics import LEAN_JIT
 from ._modes import FIND, RIGHT
 from ._search import ZERO, before, binary_search, finish, gallop_right
 
-CHUNK = 4096  #: queries per parallel task; each task starts with a full binary search
 WIDTH = 16  #: keys counted branch-free after the previous answer before galloping
 
 _JIT = dict(nogil=True, cache=True)
@@ -81,12 +80,3 @@ def search_sorted(keys, queries, out, mode):
     queries are as dense as the keys, O(m log(n / m)) at most.
     """
     _sorted_range(keys, queries, out, ZERO, queries.shape[0], mode)
-
-
-@njit(parallel=True, **_JIT)
-def search_sorted_parallel(keys, queries, out, mode):
-    """:func:`search_sorted` in contiguous chunks over the Numba thread pool; each chunk starts
-    with a full binary search (O(log n) more per ``CHUNK`` queries)."""
-    m = queries.shape[0]
-    for c in prange((m + CHUNK - 1) // CHUNK):
-        _sorted_range(keys, queries, out, c * CHUNK, min(m, (c + 1) * CHUNK), mode)

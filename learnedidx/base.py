@@ -27,6 +27,7 @@ from ._coerce import (
     prepare_keys_values,
 )
 from ._modes import FIND, LEFT, RIGHT
+from ._threads import run_sliced, threads_for
 
 _UNBOUND = object()  # KeyValueIndex._scalar_entry before the first scalar query
 
@@ -458,10 +459,9 @@ class KeyValueIndex(IndexBase):
         if m < 2 or m * SORTED_MAX_GAP < n or not _sorted.is_sorted(values):
             return None
         out = np.empty(m, dtype=np.int64)
-        if m >= SORTED_PARALLEL_MIN and numba.get_num_threads() > 1:
-            _sorted.search_sorted_parallel(self._keys, values, out, mode)
-        else:
-            _sorted.search_sorted(self._keys, values, out, mode)
+        keys = self._keys
+        run_sliced(lambda a, b: _sorted.search_sorted(keys, values[a:b], out[a:b], mode), m,
+                   threads_for(m, SORTED_PARALLEL_MIN))
         return out
 
     def _bind_fast_paths(self) -> None:

@@ -11,7 +11,8 @@ import numpy as np
 
 from . import _pgm_kernels as K
 from ._pointers import address
-from ._search import lift_top
+from ._search import group_buffers, lift_top
+from ._threads import batch_answers
 from .arrays import PGMArrays
 from .base import LearnedIndex, compile_scalar_entry, config_from
 from .persist import register
@@ -171,11 +172,15 @@ class PGM(LearnedIndex):
         return self._run_batch(queries, mode, False)
 
     def _run_batch(self, queries, mode, interleaved):
-        out = np.empty(len(queries), dtype=np.int64)
-        parallel = len(queries) >= self.config.parallel_threshold and numba.get_num_threads() > 1
-        kernel = K.lookup_batch_parallel if parallel else K.lookup_batch
-        kernel(self._arrays, self._keys, queries, out, mode, interleaved, self._top)
-        return out
+        arrays, keys, top = self._arrays, self._keys, self._top
+
+        def run(q, o):
+            if interleaved:
+                K.lookup_group(arrays, keys, q, o, mode, group_buffers(keys.dtype, K.GROUP))
+            else:
+                K.lookup_loop(arrays, keys, q, o, mode, top)
+
+        return batch_answers(queries, mode, len(keys), self.config.parallel_threshold, run)
 
     @property
     def batch_variant(self) -> str:

@@ -6,13 +6,13 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from . import _radix_spline_kernels as K
 from .arrays import RadixSplineArrays
 from ._pointers import address
-from ._search import lift_top
+from ._search import group_buffers, lift_top
+from ._threads import batch_answers
 from .base import LearnedIndex, compile_scalar_entry, config_from
 from .persist import register
 
@@ -218,11 +218,15 @@ class RadixSpline(LearnedIndex):
         return self._run_batch(queries, mode, K.VARIANT_LOOP)
 
     def _run_batch(self, queries, mode, variant):
-        out = np.empty(len(queries), dtype=np.int64)
-        parallel = len(queries) >= self.config.parallel_threshold and numba.get_num_threads() > 1
-        kernel = K.lookup_batch_parallel if parallel else K.lookup_batch
-        kernel(self._arrays, self._keys, _frozen(queries), out, mode, variant, self._top)
-        return out
+        arrays, keys, top = self._arrays, self._keys, self._top
+
+        def run(q, o):
+            if variant == K.VARIANT_GROUP:
+                K.lookup_group(arrays, keys, q, o, mode, group_buffers(keys.dtype, K.GROUP))
+            else:
+                K.lookup_loop(arrays, keys, q, o, mode, top)
+
+        return batch_answers(_frozen(queries), mode, len(keys), self.config.parallel_threshold, run)
 
     @property
     def batch_variant(self) -> str:

@@ -6,13 +6,13 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from . import _rmi_kernels as K
 from ._coerce import KEY_DTYPES, prepare_keys_values
 from ._pointers import address
-from ._search import SEARCHES
+from ._search import SEARCHES, group_buffers
+from ._threads import batch_answers
 from .arrays import RMIArrays
 from .base import LearnedIndex, compile_scalar_entry, config_from
 from .models import no_hybrid, stage_model
@@ -338,11 +338,18 @@ class RMI(LearnedIndex):
         return self._run_batch(queries, mode, K.VARIANT_LOOP)
 
     def _run_batch(self, queries, mode, variant):
-        out = np.empty(len(queries), dtype=np.int64)
-        parallel = len(queries) >= self.config.parallel_threshold and numba.get_num_threads() > 1
-        kernel = K.lookup_batch_parallel if parallel else K.lookup_batch
-        kernel(self._arrays, self._keys, queries, out, mode, variant, int(self.config.slots), self._top)
-        return out
+        arrays, keys, top, slots = self._arrays, self._keys, self._top, int(self.config.slots)
+
+        def run(q, o):
+            if variant == K.VARIANT_LOOP:
+                K.lookup_loop(arrays, keys, q, o, mode, top)
+            elif variant == K.VARIANT_GROUP:
+                K.lookup_group(arrays, keys, q, o, mode, group_buffers(keys.dtype, K.GROUP))
+            else:
+                K.lookup_amac(arrays, keys, q, o, mode, top, group_buffers(keys.dtype, max(K.GROUP, slots)),
+                              np.empty(slots, dtype=np.int64))
+
+        return batch_answers(queries, mode, len(keys), self.config.parallel_threshold, run)
 
     @property
     def batch_variant(self) -> str:

@@ -23,10 +23,10 @@ Numba helpers (call them from ``@njit`` code):
   and branch-free select (:mod:`learnedidx._intrinsics` explains both);
   :data:`LEAN_JIT`: the options of kernels compiled without reference counting.
 - :func:`ptr_like` ``(address, like)``: an array from a raw address (scalar entry points).
-- :func:`is_sorted`, :func:`search_sorted`, :func:`search_sorted_parallel`: galloping answers for
-  a sorted batch.
+- :func:`is_sorted`, :func:`search_sorted`: galloping answers for a sorted batch.
 
-Python helpers: :func:`address` (of an array, for :func:`ptr_like`), :func:`coerce_array`
+Python helpers: :func:`run_sliced` and :func:`threads_for` (a batch over threads: the serial
+``nogil`` kernel on slices), :func:`address` (of an array, for :func:`ptr_like`), :func:`coerce_array`
 (queries of any numeric type to the key dtype, exactly), :func:`compiled_entry` and
 :func:`compile_scalar_entry` (a scalar kernel compiled once per signature, for an index's
 scalar fast path).
@@ -50,7 +50,8 @@ from ._search import (
     search_group,
     search_window,
 )
-from ._sorted import is_sorted, search_sorted, search_sorted_parallel
+from ._sorted import is_sorted, search_sorted
+from ._threads import run_sliced, threads_for
 from .base import compile_scalar_entry, compiled_entry
 
 __all__ = [
@@ -75,8 +76,9 @@ __all__ = [
     "search_window",
     "is_sorted",
     "search_sorted",
-    "search_sorted_parallel",
     "coerce_array",
     "compiled_entry",
     "compile_scalar_entry",
+    "run_sliced",
+    "threads_for",
 ]

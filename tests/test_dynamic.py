@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 import learnedidx
+from learnedidx._threads import run_sliced
 from learnedidx import DynamicConfig, DynamicRMI, IndexFileError, RMIConfig
 from learnedidx.testing import UpdatableIndexMachine, check_index, interesting_queries, key_arrays
 
@@ -463,7 +464,8 @@ def test_find_sorted_matches_numpy(dtype):
             for parts in (0, 2):
                 out = np.full(len(queries), -7, dtype=np.int64)
                 if parts:
-                    K.find_sorted_parallel(main, samples, queries, out, parts)
+                    run_sliced(lambda a, b: K.find_sorted(main, samples, queries[a:b], out[a:b]), len(queries),
+                               parts)
                 else:
                     K.find_sorted(main, samples, queries, out)
                 assert np.array_equal(out, expected), (n, m, parts)

@@ -8,6 +8,7 @@ import pytest
 
 from learnedidx import RMI
 from learnedidx import _rmi_kernels as K
+from learnedidx._search import group_buffers
 
 pytest.importorskip("hypothesis")
 from hypothesis import given, settings
@@ -16,9 +17,17 @@ from hypothesis import strategies as st
 from tests.test_interleaved import MODES, expected, keys_and_queries
 
 
-def _run(kernel, idx, queries, mode, variant, slots, top):
+def _run(idx, queries, mode, variant, slots, top):
+    """The variant's entry kernel over the index's arrays (the key array is not empty)."""
     out = np.full(len(queries), -7, dtype=np.int64)
-    kernel(idx.arrays, idx.keys, queries, out, mode, variant, slots, top)
+    keys = idx.keys
+    if variant == K.VARIANT_LOOP:
+        K.lookup_loop(idx.arrays, keys, queries, out, mode, top)
+    elif variant == K.VARIANT_GROUP:
+        K.lookup_group(idx.arrays, keys, queries, out, mode, group_buffers(keys.dtype, K.GROUP))
+    else:
+        K.lookup_amac(idx.arrays, keys, queries, out, mode, top, group_buffers(keys.dtype, max(K.GROUP, slots)),
+                      np.empty(slots, dtype=np.int64))
     return out
 
 
@@ -35,23 +44,25 @@ def test_every_variant_matches_searchsorted(data, leaves, slots, top, max_window
     for mode in MODES:
         want = expected(keys, queries, mode)
         for variant in K.VARIANTS.values():
-            assert np.array_equal(_run(K.lookup_batch, idx, queries, mode, variant, slots, top), want), variant
+            if len(keys):
+                assert np.array_equal(_run(idx, queries, mode, variant, slots, top), want), variant
 
 
-@pytest.mark.parametrize("m", [0, 1, 31, 32, 33, K.CHUNK - 1, K.CHUNK + 5, 3 * K.CHUNK + 17])
-def test_batch_sizes_across_groups_slots_and_chunks(m):
+@pytest.mark.parametrize("m", [0, 1, 31, 32, 33, 4095, 4101, 12305])
+def test_batch_sizes_across_groups_slots_and_threads(m):
+    """Every variant, in one thread and split over threads (``parallel_threshold=1``)."""
     rng = np.random.default_rng(m)
     keys = np.sort(rng.lognormal(0, 2, 5000) * 1e6).astype(np.int64)
     queries = np.concatenate([keys, keys + 1, [np.iinfo(np.int64).min, np.iinfo(np.int64).max]])
     queries = rng.choice(queries, m).astype(np.int64)
     for options in (dict(), dict(keys_per_leaf=2048)):
-        idx = RMI(keys, **options)
-        for mode in MODES:
-            want = expected(keys, queries, mode)
-            for variant in K.VARIANTS.values():
-                for kernel in (K.lookup_batch, K.lookup_batch_parallel):
-                    got = _run(kernel, idx, queries, mode, variant, 16, idx._top)
-                    assert np.array_equal(got, want), (options, mode, variant, kernel)
+        for variant in ("loop", "group", "amac"):
+            for threshold in (1 << 14, 1):
+                fields = dict(interleaved=False) if variant == "loop" else dict(variant=variant)
+                idx = RMI(keys, slots=16, parallel_threshold=threshold, **fields, **options)
+                for mode in MODES:
+                    got = idx._search_array(queries, mode)
+                    assert np.array_equal(got, expected(keys, queries, mode)), (options, mode, variant, threshold)
 
 
 def test_lift_top_covers_the_window():

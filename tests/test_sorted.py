@@ -11,6 +11,7 @@ import pytest
 from baselines import BinarySearch, BTree, NumpySearchsorted
 from learnedidx import RMI, _sorted, base
 from learnedidx._coerce import KEY_DTYPES
+from learnedidx._threads import run_sliced
 
 pytest.importorskip("hypothesis")
 from hypothesis import given, settings
@@ -112,11 +113,12 @@ def test_kernels_every_mode_and_dtype_across_chunks(dtype):
             hit = want < len(keys)
             hit[hit] = keys[want[hit]] == queries[hit]
             want[~hit] = -1
-        for kernel in (_sorted.search_sorted, _sorted.search_sorted_parallel):
+        for parts in (1, 2, 3):  # slices start their gallop afresh
             for m in (0, 1, 2, 4097, len(queries)):
                 out = np.full(m, -9, np.int64)
-                kernel(keys, queries[:m], out, mode)
-                assert np.array_equal(out, want[:m]), (kernel.__name__, mode, m)
+                q = queries[:m]
+                run_sliced(lambda a, b: _sorted.search_sorted(keys, q[a:b], out[a:b], mode), m, parts)
+                assert np.array_equal(out, want[:m]), (parts, mode, m)
 
 
 def test_is_sorted():
@@ -131,9 +133,7 @@ class _Spy:
 
     def __init__(self, monkeypatch):
         self.calls = 0
-        for name in ("search_sorted", "search_sorted_parallel"):
-            kernel = getattr(_sorted, name)
-            monkeypatch.setattr(_sorted, name, self._wrap(kernel))
+        monkeypatch.setattr(_sorted, "search_sorted", self._wrap(_sorted.search_sorted))
 
     def _wrap(self, kernel):
         def call(*args):

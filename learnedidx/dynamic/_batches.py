@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import overload
 
 from .._intrinsics import LEAN_JIT, prefetch
@@ -112,15 +112,6 @@ def find_sorted(mk, samples, queries, out):
     bandwidth-bound). Complexity O(m + n / 64), plus at most six probes a query.
     """
     _find_sorted_range(mk, samples, queries, out, ZERO, queries.shape[0], np.empty(2 * FIND_AHEAD, dtype=np.int64))
-
-
-@njit(parallel=True, **JIT)
-def find_sorted_parallel(mk, samples, queries, out, parts):
-    """:func:`find_sorted` with the batch cut in ``parts`` contiguous parts (one per thread)."""
-    m = queries.shape[0]
-    for p in prange(parts):
-        _find_sorted_range(mk, samples, queries, out, m * p // parts, m * (p + 1) // parts,
-                           np.empty(2 * FIND_AHEAD, dtype=np.int64))
 
 
 @njit(**LEAN_JIT)

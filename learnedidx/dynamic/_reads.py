@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .. import _rmi_kernels as R
 from .._intrinsics import LEAN_JIT, prefetch
 from .._modes import LEFT
-from .._search import ZERO, group_scratch, prefetch_window, search_group
+from .._search import ZERO, prefetch_window, search_group
 from ._directory import dir_range, d_locate_in
-from ._layout import BLOCK_SHIFT, DIR_SHIFT, K_CHUNKS, JIT
+from ._layout import BLOCK_SHIFT, DIR_SHIFT, K_CHUNKS
 from ._tombstones import t_below, t_test
 
 
-@njit(**LEAN_JIT)  # not inlined: one compiled copy for _lookup_range and _rank_range
+@njit(**LEAN_JIT)  # not inlined: one compiled copy for lookup_batch and rank_batch
 def _search_group(rmi, mk, queries, g, top, mode, scratch):
     """Main ranks of ``queries[g:top]`` (mode 0: keys < q, 1: keys <= q) into ``pos``.
 
@@ -73,11 +73,13 @@ def _prefetch_dirs(use_dir, dirs, r, n):
 
 
 @njit(**LEAN_JIT)
-def _lookup_range(rmi, mk, mv, tomb, has_tombstones, use_dir, dirs, delta, queries, out, found, scratch):
-    """Values of ``queries``, GROUP lookups at a time in lock-step: the main
+def lookup_batch(rmi, mk, mv, tomb, has_tombstones, use_dir, dirs, delta, queries, out, found, scratch):
+    """``(out[i], found[i])``: the value of key ``queries[i]`` among main and the delta,
+    GROUP lookups at a time in lock-step: the main
     search (:func:`_search_group`), then a main hit prefetches its value and tombstone word,
     a miss the directory entries around its rank and then the delta chunk they point to, and
-    the last phase reads what was prefetched. ``scratch``: :func:`learnedidx._search.group_scratch`."""
+    the last phase reads what was prefetched. ``scratch``: :func:`learnedidx._search.group_buffers`
+    of GROUP. Complexity O(m (stages + log window + log(delta keys in range)))."""
     dk, dv, dn, order, dmax, dcum, free, st = delta
     tbits, _ = tomb
     qbuf, leaf, pos, lo, hi = scratch
@@ -122,9 +124,9 @@ def _lookup_range(rmi, mk, mv, tomb, has_tombstones, use_dir, dirs, delta, queri
 
 
 @njit(**LEAN_JIT)
-def _rank_range(rmi, mk, tomb, has_tombstones, use_dir, dirs, delta, queries, right, out, scratch):
+def rank_batch(rmi, mk, tomb, has_tombstones, use_dir, dirs, delta, queries, right, out, scratch):
     """Ranks of ``queries`` (keys < q, or <= q when right): the main search, then
-    prefetches of the tombstone counts and of the delta chunk, as in :func:`_lookup_range`."""
+    prefetches of the tombstone counts and of the delta chunk, as in :func:`lookup_batch`."""
     dk, dv, dn, order, dmax, dcum, free, st = delta
     tbits, tcum = tomb
     qbuf, leaf, pos, lo, hi = scratch
@@ -155,44 +157,6 @@ def _rank_range(rmi, mk, tomb, has_tombstones, use_dir, dirs, delta, queries, ri
                 o, j = d_locate_in(dk, dn, order, dmax, k, lo[x], hi[x], queries[i], right)
                 rank += dcum[o] + j
             out[i] = rank
-
-
-@njit(**JIT)
-def lookup_batch(rmi, mk, mv, tomb, has_tombstones, use_dir, dirs, delta, queries, out, found):
-    """``(out[i], found[i])``: the value of key queries[i] among main and the delta, in one pass
-    (see :func:`_lookup_range`). Complexity O(m (stages + log window + log(delta keys in
-    range)))."""
-    _lookup_range(rmi, mk, mv, tomb, has_tombstones, use_dir, dirs, delta, queries, out, found,
-                  group_scratch(mk, R.GROUP))
-
-
-@njit(parallel=True, **JIT)
-def lookup_batch_parallel(rmi, mk, mv, tomb, has_tombstones, use_dir, dirs, delta, queries, out, found):
-    """:func:`lookup_batch` split into chunks over the Numba thread pool (each chunk calls the
-    serial kernel on its slices: one compiled body for both)."""
-    m = queries.shape[0]
-    for c in prange((m + R.CHUNK - 1) // R.CHUNK):
-        a = c * R.CHUNK
-        b = min(m, a + R.CHUNK)
-        lookup_batch(rmi, mk, mv, tomb, has_tombstones, use_dir, dirs, delta, queries[a:b], out[a:b], found[a:b])
-
-
-@njit(**JIT)
-def rank_batch(rmi, mk, tomb, has_tombstones, use_dir, dirs, delta, queries, right, out):
-    """``out[i]`` = number of keys < queries[i] (<= when right), in one pass (see
-    :func:`_rank_range`)."""
-    _rank_range(rmi, mk, tomb, has_tombstones, use_dir, dirs, delta, queries, right, out, group_scratch(mk, R.GROUP))
-
-
-@njit(parallel=True, **JIT)
-def rank_batch_parallel(rmi, mk, tomb, has_tombstones, use_dir, dirs, delta, queries, right, out):
-    """:func:`rank_batch` split into chunks over the Numba thread pool (each chunk calls the
-    serial kernel on its slices)."""
-    m = queries.shape[0]
-    for c in prange((m + R.CHUNK - 1) // R.CHUNK):
-        a = c * R.CHUNK
-        b = min(m, a + R.CHUNK)
-        rank_batch(rmi, mk, tomb, has_tombstones, use_dir, dirs, delta, queries[a:b], right, out[a:b])
 
 
 @njit(**LEAN_JIT)

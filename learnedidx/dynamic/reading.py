@@ -17,6 +17,9 @@ from .._coerce import (
     coerce_scalar,
 )
 from .._modes import FIND, NOT_FOUND
+from .._rmi_kernels import GROUP
+from .._search import group_buffers
+from .._threads import run_sliced
 from ._common import MISSING, serialized
 
 
@@ -129,10 +132,10 @@ class Reading:
         if mode == FIND:
             ranks = self._search_array(queries, LEFT)
             return np.where(self._lookup(queries)[1], ranks, -1)
-        rmi = self._rmi
-        kernel = _reads.rank_batch_parallel if self._parallel(m) else _reads.rank_batch
-        kernel(rmi.arrays, self._keys, self._tomb, self._t > 0, self._use_dir(m), self._dirs, self._delta, queries,
-               mode == RIGHT, out)
+        state = (self._rmi.arrays, self._keys, self._tomb, self._t > 0, self._use_dir(m), self._dirs, self._delta)
+        right, kd = mode == RIGHT, self._kdtype
+        run_sliced(lambda a, b: _reads.rank_batch(*state, queries[a:b], right, out[a:b], group_buffers(kd, GROUP)),
+                   m, self._threads(m))
         return out
 
     def _search_scalar(self, q, mode: int) -> int:
@@ -219,11 +222,12 @@ class Reading:
         else:
             values = np.empty(m, dtype=self._vdtype)
             found = np.empty(m, dtype=bool)
-            vu = self._vu
-            rmi = self._rmi
-            kernel = _reads.lookup_batch_parallel if self._parallel(m) else _reads.lookup_batch
-            kernel(rmi.arrays, self._keys, self._values.view(vu), self._tomb, self._t > 0, self._use_dir(m), self._dirs,
-                   self._delta, flat, values.view(vu), found)
+            vu, kd = self._vu, self._kdtype
+            state = (self._rmi.arrays, self._keys, self._values.view(vu), self._tomb, self._t > 0, self._use_dir(m),
+                     self._dirs, self._delta)
+            out = values.view(vu)
+            run_sliced(lambda a, b: _reads.lookup_batch(*state, flat[a:b], out[a:b], found[a:b],
+                                                         group_buffers(kd, GROUP)), m, self._threads(m))
         if exact is not None:
             found &= exact
         if forced is not None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import numba
 import numpy as np
 
 from . import _batches, _delta, _layout, _merge, _tombstones
@@ -20,6 +19,7 @@ from .._coerce import (
     coerce_scalar,
     reject_nan,
 )
+from .._threads import run_sliced, threads_for
 from ..rmi import RMI
 from ._common import INITIAL_CHUNKS, MISSING, describe_key, serialized, value_view_dtype
 
@@ -357,16 +357,20 @@ class Writing:
     def _find_main(self, keys: np.ndarray) -> np.ndarray:
         """Main position of every key of a sorted batch, or -1 (a walk of the directory samples:
         see :func:`learnedidx.dynamic._batches.find_sorted`)."""
-        out = np.empty(len(keys), dtype=np.int64)
-        if self._parallel(len(keys)):
-            _batches.find_sorted_parallel(self._keys, self._samples, keys, out, numba.get_num_threads())
-        else:
-            _batches.find_sorted(self._keys, self._samples, keys, out)
+        m = len(keys)
+        out = np.empty(m, dtype=np.int64)
+        mk, samples = self._keys, self._samples
+        run_sliced(lambda a, b: _batches.find_sorted(mk, samples, keys[a:b], out[a:b]), m, self._threads(m))
         return out
 
+    def _threads(self, m: int) -> int:
+        """Threads that work over m keys or queries uses (every one from the RMI's
+        ``parallel_threshold`` on)."""
+        return threads_for(m, self._rmi.config.parallel_threshold)
+
     def _parallel(self, m: int) -> bool:
-        """Whether work over m keys or queries runs on every thread (the RMI's ``parallel_threshold``)."""
-        return m >= self._rmi.config.parallel_threshold and numba.get_num_threads() > 1
+        """Whether work over m keys or queries runs on every thread."""
+        return self._threads(m) > 1
 
     def _small(self, b: int) -> bool:
         """Whether a batch of b keys goes into the delta key by key rather than chunk by chunk."""
