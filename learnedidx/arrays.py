@@ -5,6 +5,14 @@ An index owns its arrays through these tuples (``RMI.arrays``, ``PGM.arrays``,
 Numba types a tuple by its fields' types, so a kernel compiles once per key dtype as with loose
 arrays. The slot layouts are documented with the kernels that read them (named per field).
 Every array an index hands out is read-only.
+
+>>> import numpy as np, learnedidx
+>>> idx = learnedidx.RMI(np.arange(0, 100, 10, dtype=np.uint64))
+>>> type(idx.arrays).__name__, idx.arrays.meta.flags.writeable
+('RMIArrays', False)
+>>> same = learnedidx.RMI.from_arrays(idx.keys, idx.arrays, idx.config, idx.stats)  # no training
+>>> same.lower_bound(35), same.find_gt(35)
+(4, 40)
 """
 
 from __future__ import annotations

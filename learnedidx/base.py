@@ -43,6 +43,15 @@ SORTED_MAX_GAP = 32
 SORTED_PARALLEL_MIN = 1 << 14
 
 
+_ITER_BLOCK = 4096  #: keys converted to Python numbers at a time by the iterators
+
+
+def _python_numbers(array: np.ndarray):
+    """The elements of a 1-D array as Python numbers, converted a block at a time."""
+    for start in range(0, len(array), _ITER_BLOCK):
+        yield from array[start:start + _ITER_BLOCK].tolist()
+
+
 class IndexBase:
     """What every index shares, static or updatable: its name, ``repr``, size, saving and loading
     (:mod:`learnedidx.persist`). :class:`KeyValueIndex` adds the static machinery; an updatable
@@ -67,6 +76,69 @@ class IndexBase:
             f"{type(self).__name__}(n={len(self)}, dtype={self._keys.dtype}, "
             f"size_in_bytes={self.size_in_bytes()})"
         )
+
+    # --- Python's container protocols, with the names of sortedcontainers and pygm -----------
+    # Over ``keys``/``values`` (O(1) views of a static index; a DynamicRMI's snapshot, O(n) after
+    # a write) and the exact bounds, so every query coerces as lower_bound does.
+
+    def __iter__(self):
+        """The keys in order as Python numbers, like ``SortedDict``; lazy, O(1) a key."""
+        return _python_numbers(self.keys)
+
+    def __reversed__(self):
+        """The keys in descending order as Python numbers; lazy."""
+        return _python_numbers(self.keys[::-1])
+
+    def items(self):
+        """``(key, value)`` pairs in key order, lazily: keys as Python numbers, values as
+        :meth:`get` returns them (numpy scalars of the value dtype)."""
+        return zip(_python_numbers(self.keys), self.values)
+
+    def bisect_left(self, q):
+        """Alias of :meth:`lower_bound` (``bisect.bisect_left`` on the keys)."""
+        return self.lower_bound(q)
+
+    def bisect_right(self, q):
+        """Alias of :meth:`upper_bound` (``bisect.bisect_right`` on the keys)."""
+        return self.upper_bound(q)
+
+    def count(self, key) -> int:
+        """Number of keys equal to ``key``: two searches. Raises as :meth:`lower_bound`."""
+        return int(self.upper_bound(key)) - int(self.lower_bound(key))
+
+    def irange(self, minimum=None, maximum=None, inclusive=(True, True), reverse=False):
+        """The keys between ``minimum`` and ``maximum`` (None: unbounded), in order or
+        ``reverse``, as ``SortedList.irange`` gives them: a lazy iterator of Python numbers.
+        ``inclusive``: whether each bound itself is included. Two searches, then O(1) a key.
+        Raises as :meth:`lower_bound`, ValueError for a malformed ``inclusive``."""
+        if not (isinstance(inclusive, tuple) and len(inclusive) == 2):
+            raise ValueError(f"inclusive must be a pair of bools like (True, False), got {inclusive!r}")
+        keys = self.keys
+        lo = 0 if minimum is None else int(self.lower_bound(minimum) if inclusive[0] else self.upper_bound(minimum))
+        hi = len(keys) if maximum is None else int(self.upper_bound(maximum) if inclusive[1] else
+                                                   self.lower_bound(maximum))
+        part = keys[lo:max(lo, hi)]
+        return _python_numbers(part[::-1] if reverse else part)
+
+    def find_lt(self, q):
+        """The largest key ``< q`` as a Python number, or None (pygm's ``find_lt``). One search."""
+        return self._key_at(int(self.lower_bound(q)) - 1)
+
+    def find_le(self, q):
+        """The largest key ``<= q``, or None. One search."""
+        return self._key_at(int(self.upper_bound(q)) - 1)
+
+    def find_gt(self, q):
+        """The smallest key ``> q``, or None. One search."""
+        return self._key_at(int(self.upper_bound(q)))
+
+    def find_ge(self, q):
+        """The smallest key ``>= q``, or None. One search."""
+        return self._key_at(int(self.lower_bound(q)))
+
+    def _key_at(self, i: int):
+        keys = self.keys
+        return keys[i].item() if 0 <= i < len(keys) else None
 
     # --- saving and loading (see learnedidx.persist) ------------------------------------------
 
@@ -383,7 +455,7 @@ class KeyValueIndex(IndexBase):
     # --- shared machinery ---------------------------------------------------------------------
 
     def _value_at(self, i: int):
-        return i if self._values is None else self._values[i]
+        return np.int64(i) if self._values is None else self._values[i]
 
     def _answer(self, q, mode: int):
         if isinstance(q, (np.ndarray, list, tuple)):

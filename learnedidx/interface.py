@@ -69,6 +69,39 @@ class SortedIndex(Protocol):
     def range(self, lo, hi):
         """``(keys, values)`` of every entry with ``lo <= key < hi``."""
 
+    def __iter__(self):
+        """The keys in order, as Python numbers."""
+
+    def __reversed__(self):
+        """The keys in descending order."""
+
+    def items(self):
+        """``(key, value)`` pairs in key order."""
+
+    def bisect_left(self, q):
+        """Alias of ``lower_bound``."""
+
+    def bisect_right(self, q):
+        """Alias of ``upper_bound``."""
+
+    def count(self, key) -> int:
+        """Number of keys equal to ``key``."""
+
+    def irange(self, minimum=None, maximum=None, inclusive=(True, True), reverse=False):
+        """The keys between two bounds, lazily (``SortedList.irange``)."""
+
+    def find_lt(self, q):
+        """The largest key ``< q``, or None."""
+
+    def find_le(self, q):
+        """The largest key ``<= q``, or None."""
+
+    def find_gt(self, q):
+        """The smallest key ``> q``, or None."""
+
+    def find_ge(self, q):
+        """The smallest key ``>= q``, or None."""
+
     def size_in_bytes(self) -> int:
         """Bytes of the structure beyond the key and value arrays."""
 
@@ -112,6 +145,7 @@ def members(protocol) -> list:
     return sorted(n for n in names if not n.startswith("__") or n in _CONTAINER_METHODS)
 
 
-_CONTAINER_METHODS = {"__len__", "__getitem__", "__contains__", "__setitem__", "__delitem__"}
+_CONTAINER_METHODS = {"__len__", "__getitem__", "__contains__", "__setitem__", "__delitem__", "__iter__",
+                      "__reversed__"}
 
 __all__ = ["SortedIndex", "UpdatableIndex", "members"]

@@ -137,7 +137,7 @@ class PGM(LearnedIndex):
     >>> import numpy as np
     >>> idx = PGM(np.array([10, 20, 20, 40], dtype=np.uint64))
     >>> idx.lower_bound(20), idx.upper_bound(20), idx.lower_bound(-1), idx.get(40)
-    (1, 3, 0, 3)
+    (1, 3, 0, np.int64(3))
     """
 
     name = "PGM"

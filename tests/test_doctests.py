@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["learnedidx", "learnedidx.rmi", "learnedidx.pgm", "learnedidx.radix_spline", "learnedidx.dynamic.index",
+MODULES = ["learnedidx", "learnedidx.arrays", "learnedidx.rmi", "learnedidx.pgm", "learnedidx.radix_spline", "learnedidx.dynamic.index",
            "learnedidx.persist", "learnedidx.interface", "learnedidx.testing.conformance", "learnedidx.testing.stateful",
            "learnedidx.testing.strategies"]
 

@@ -33,10 +33,6 @@ class Reading:
             self._flush()
         return len(self._keys) - self._t + int(self._delta.state[_layout.D_KEYS])
 
-    def __iter__(self):
-        """The keys in order, from a snapshot (O(n) after a write)."""
-        return iter(self.keys)
-
     @serialized
     def _snapshot(self):
         if self._log_set or self._log_del:
