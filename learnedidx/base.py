@@ -199,12 +199,7 @@ class IndexBase:
         if not isinstance(build_time_ns, int) or isinstance(build_time_ns, bool):
             raise ValueError(f"build_time_ns must be an integer, got {build_time_ns!r}")
         self = cls.__new__(cls)
-        self._keys = keys.view()
-        self._keys.flags.writeable = False
-        self._values = None
-        if values is not None:
-            self._values = values.view()
-            self._values.flags.writeable = False
+        self._keys, self._values = read_only_views(keys, values)
         self._positions = None
         self.build_time_ns = build_time_ns
         self._restore(config, arrays)
@@ -640,6 +635,16 @@ class LearnedIndex(KeyValueIndex):
     def avg_log2_error(self) -> float:
         """Mean over keys of ``log2(|lower_bound(k) - predicted position| + 1)``."""
         return self._stats["avg_log2_error"]
+
+
+def read_only_views(keys: np.ndarray, values) -> tuple:
+    """Read-only views of already validated keys and values (None stays None): the index owns
+    views, so the caller's arrays keep their flags."""
+    views = tuple(None if a is None else a.view() for a in (keys, values))
+    for view in views:
+        if view is not None:
+            view.flags.writeable = False
+    return views
 
 
 def config_from(cls, config, fields: dict):

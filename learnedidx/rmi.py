@@ -14,7 +14,7 @@ from ._pointers import address
 from ._search import SEARCHES, group_buffers
 from ._threads import batch_answers
 from .arrays import RMIArrays
-from .base import LearnedIndex, compile_scalar_entry, config_from
+from .base import LearnedIndex, compile_scalar_entry, config_from, read_only_views
 from .models import no_hybrid, stage_model
 from .persist import register
 
@@ -306,12 +306,7 @@ class RMI(LearnedIndex):
                 raise ValueError("with verify=False keys must be a contiguous 1-D array of a key dtype")
             if values is not None and (not isinstance(values, np.ndarray) or values.shape != keys.shape):
                 raise ValueError("with verify=False values must be an array of one value per key")
-            self._keys = keys.view()
-            self._keys.flags.writeable = False
-            self._values = None
-            if values is not None:
-                self._values = values.view()
-                self._values.flags.writeable = False
+            self._keys, self._values = read_only_views(keys, values)
         self._positions = None
         self._install(config, stats, arrays, copy)
         self.build_time_ns = time.perf_counter_ns() - start

@@ -719,3 +719,36 @@ def test_max_window_is_validated_and_dynamic_rmi_keeps_lines():
     dyn = DynamicRMI(keys)
     assert dyn._rmi.hybrid_leaves == 0 and dyn._rmi.config.max_window is None
     assert np.array_equal(dyn.lower_bound(keys[::7]), np.arange(0, len(keys), 7))
+
+
+def test_from_arrays_checks_copies_and_answers():
+    keys = _lognormal(4000, seed=21)
+    idx = RMI(keys, max_window=4)
+    queries = _queries_around(keys, seed=21)
+    meta, params = idx.arrays.meta.copy(), idx.arrays.params.copy()
+    arrays = idx.arrays._replace(meta=meta, params=params)
+    same = RMI.from_arrays(keys, arrays, idx.config, idx.stats)
+    same._check()
+    assert np.array_equal(same.lower_bound(queries), np.searchsorted(keys, queries))
+    assert same.stats == idx.stats and same.hybrid_leaves == idx.hybrid_leaves
+    assert meta.flags.writeable and params.flags.writeable  # the caller's arrays keep their flags
+    params[:] = np.nan  # copy=True (the default): later changes cannot reach the index
+    assert np.array_equal(same.upper_bound(queries), np.searchsorted(keys, queries, "right"))
+    bad_meta = idx.arrays.meta.copy()
+    bad_meta[-2] += 8  # the leaf stage's offset now leaves params
+    with pytest.raises(ValueError, match="stage"):
+        RMI.from_arrays(keys, idx.arrays._replace(meta=bad_meta), idx.config, idx.stats)
+    with pytest.raises(ValueError, match="hybrid_keys"):
+        RMI.from_arrays(keys.astype(np.int64), idx.arrays, idx.config, idx.stats)
+    with pytest.raises(ValueError, match="meta header"):
+        RMI.from_arrays(keys[:-1], idx.arrays, idx.config, idx.stats)
+    with pytest.raises(TypeError, match="RMIArrays"):
+        RMI.from_arrays(keys, idx.arrays[:2], idx.config, idx.stats)
+    with pytest.raises(TypeError, match="RMIConfig"):
+        RMI.from_arrays(keys, idx.arrays, {"stages": ("linear", "linear")}, idx.stats)
+    with pytest.raises(ValueError, match="stats"):
+        RMI.from_arrays(keys, idx.arrays, idx.config, {"max_error": 1})
+    with pytest.raises(ValueError, match="verify=False"):
+        RMI.from_arrays(keys[::2], idx.arrays, idx.config, idx.stats, verify=False)
+    with pytest.raises(ValueError, match="not sorted"):
+        RMI.from_arrays(keys[::-1].copy(), idx.arrays, idx.config, idx.stats, assume_sorted=True)
