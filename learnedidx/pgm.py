@@ -143,6 +143,10 @@ class PGM(LearnedIndex):
     name = "PGM"
     _native_find = True
 
+    def __init__(self, keys, values=None, *, config: PGMConfig | None = None, assume_sorted: bool = False,
+                 copy: bool = True, **config_fields):
+        super().__init__(keys, values, assume_sorted=assume_sorted, copy=copy, config=config, **config_fields)
+
     def _build(self, config=None, **fields):
         self.config = config_from(PGMConfig, config, fields)
         meta, seg_keys, params, self._stats = train(self._keys, self.config)

@@ -190,6 +190,10 @@ class RadixSpline(LearnedIndex):
     name = "RadixSpline"
     _native_find = True
 
+    def __init__(self, keys, values=None, *, config: RadixSplineConfig | None = None, assume_sorted: bool = False,
+                 copy: bool = True, **config_fields):
+        super().__init__(keys, values, assume_sorted=assume_sorted, copy=copy, config=config, **config_fields)
+
     def _build(self, config=None, **fields):
         self.config = config_from(RadixSplineConfig, config, fields)
         meta, spline, self._stats = train(self._keys, self.config)

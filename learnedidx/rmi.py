@@ -275,6 +275,10 @@ class RMI(LearnedIndex):
     name = "RMI"
     _native_find = True
 
+    def __init__(self, keys, values=None, *, config: RMIConfig | None = None, assume_sorted: bool = False,
+                 copy: bool = True, **config_fields):
+        super().__init__(keys, values, assume_sorted=assume_sorted, copy=copy, config=config, **config_fields)
+
     def _build(self, config=None, **fields):
         self.config = config_from(RMIConfig, config, fields)
         self._arrays, self._stats = train(self._keys, self.config)
