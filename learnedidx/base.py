@@ -27,7 +27,8 @@ from ._coerce import (
     prepare_keys_values,
 )
 from ._modes import FIND, LEFT, RIGHT
-from ._threads import run_sliced, threads_for
+from ._search import group_buffers
+from ._threads import batch_answers, run_sliced, threads_for
 
 _UNBOUND = object()  # KeyValueIndex._scalar_entry before the first scalar query
 
@@ -592,6 +593,20 @@ class LearnedIndex(KeyValueIndex):
     def _predict(self, values: np.ndarray) -> tuple:
         """``(pos, lo, hi)`` int64 arrays for contiguous key-dtype queries."""
         raise NotImplementedError
+
+    def _loop_or_group(self, kernels, queries, mode: int, group: bool) -> np.ndarray:
+        """Answers from a family's ``kernels`` module: ``lookup_group`` (lock-step groups of
+        ``kernels.GROUP``) or ``lookup_loop``, over ``self._arrays`` and ``self._top``, on
+        slices over threads from ``config.parallel_threshold`` queries on."""
+        arrays, keys, top = self._arrays, self._keys, self._top
+
+        def run(q, o):
+            if group:
+                kernels.lookup_group(arrays, keys, q, o, mode, group_buffers(keys.dtype, kernels.GROUP))
+            else:
+                kernels.lookup_loop(arrays, keys, q, o, mode, top)
+
+        return batch_answers(queries, mode, len(keys), self.config.parallel_threshold, run)
 
     def predict(self, q):
         """The model's guess for ``lower_bound(q)``: ``(pos, lo, hi)`` with the window ``[lo, hi]``.

@@ -11,8 +11,7 @@ import numpy as np
 
 from . import _pgm_kernels as K
 from ._pointers import address
-from ._search import group_buffers, lift_top
-from ._threads import batch_answers
+from ._search import lift_top
 from .arrays import PGMArrays
 from .base import LearnedIndex, compile_scalar_entry, config_from
 from .persist import register
@@ -176,15 +175,7 @@ class PGM(LearnedIndex):
         return self._run_batch(queries, mode, False)
 
     def _run_batch(self, queries, mode, interleaved):
-        arrays, keys, top = self._arrays, self._keys, self._top
-
-        def run(q, o):
-            if interleaved:
-                K.lookup_group(arrays, keys, q, o, mode, group_buffers(keys.dtype, K.GROUP))
-            else:
-                K.lookup_loop(arrays, keys, q, o, mode, top)
-
-        return batch_answers(queries, mode, len(keys), self.config.parallel_threshold, run)
+        return self._loop_or_group(K, queries, mode, interleaved)
 
     @property
     def batch_variant(self) -> str:

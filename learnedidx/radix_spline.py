@@ -11,8 +11,7 @@ import numpy as np
 from . import _radix_spline_kernels as K
 from .arrays import RadixSplineArrays
 from ._pointers import address
-from ._search import group_buffers, lift_top
-from ._threads import batch_answers
+from ._search import lift_top
 from .base import LearnedIndex, compile_scalar_entry, config_from
 from .persist import register
 
@@ -222,15 +221,7 @@ class RadixSpline(LearnedIndex):
         return self._run_batch(queries, mode, K.VARIANT_LOOP)
 
     def _run_batch(self, queries, mode, variant):
-        arrays, keys, top = self._arrays, self._keys, self._top
-
-        def run(q, o):
-            if variant == K.VARIANT_GROUP:
-                K.lookup_group(arrays, keys, q, o, mode, group_buffers(keys.dtype, K.GROUP))
-            else:
-                K.lookup_loop(arrays, keys, q, o, mode, top)
-
-        return batch_answers(_frozen(queries), mode, len(keys), self.config.parallel_threshold, run)
+        return self._loop_or_group(K, _frozen(queries), mode, variant == K.VARIANT_GROUP)
 
     @property
     def batch_variant(self) -> str:

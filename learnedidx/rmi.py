@@ -337,15 +337,12 @@ class RMI(LearnedIndex):
         return self._run_batch(queries, mode, K.VARIANT_LOOP)
 
     def _run_batch(self, queries, mode, variant):
+        if variant != K.VARIANT_AMAC:
+            return self._loop_or_group(K, queries, mode, variant == K.VARIANT_GROUP)
         arrays, keys, top, slots = self._arrays, self._keys, self._top, int(self.config.slots)
 
         def run(q, o):
-            if variant == K.VARIANT_LOOP:
-                K.lookup_loop(arrays, keys, q, o, mode, top)
-            elif variant == K.VARIANT_GROUP:
-                K.lookup_group(arrays, keys, q, o, mode, group_buffers(keys.dtype, K.GROUP))
-            else:
-                K.lookup_amac(arrays, keys, q, o, mode, top, group_buffers(keys.dtype, max(K.GROUP, slots)),
+            K.lookup_amac(arrays, keys, q, o, mode, top, group_buffers(keys.dtype, max(K.GROUP, slots)),
                               np.empty(slots, dtype=np.int64))
 
         return batch_answers(queries, mode, len(keys), self.config.parallel_threshold, run)
