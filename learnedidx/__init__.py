@@ -6,6 +6,7 @@
 (np.int64(20), 1, False)
 """
 
+from ._compile_notice import CompileWarning
 from ._modes import FIND, LEFT, RIGHT
 from .arrays import Delta, PGMArrays, RadixSplineArrays, RMIArrays, Tombstones
 from .base import IndexBase, KeyValueIndex
@@ -17,6 +18,7 @@ from .dynamic import DynamicConfig, DynamicRMI
 from .persist import IndexFileError, load
 from .tuning import TuneReport, tune
 from .interface import SortedIndex, UpdatableIndex
+from .warmup import warmup
 
 __all__ = [
     "IndexBase",
@@ -44,5 +46,7 @@ __all__ = [
     "TuneReport",
     "SortedIndex",
     "UpdatableIndex",
+    "CompileWarning",
+    "warmup",
 ]
 __version__ = "0.1.0"

@@ -9,6 +9,7 @@ with :func:`numba.carray` (about 75 ns less per scalar call with three arrays; d
 from __future__ import annotations
 
 from numba import types
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
 
@@ -30,3 +31,19 @@ def ptr_like(typingctx, address, like):
 def address(array) -> int:
     """The address of a contiguous array's first element."""
     return array.__array_interface__["data"][0]
+
+
+@intrinsic
+def mutable_view(typingctx, a):
+    """The array ``a`` typed as writable whatever its flag, never written through.
+
+    Read-only and writable arrays are different Numba types: a helper called with both compiles
+    twice. Kernels pass their arrays through this so that the helpers they share with the
+    scalar kernel (whose :func:`numba.carray` views are writable) compile once."""
+    if not isinstance(a, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return impl_ret_borrowed(context, builder, signature.return_type, args[0])
+
+    return a.copy(readonly=False)(a), codegen

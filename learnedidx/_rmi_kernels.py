@@ -30,11 +30,12 @@ import numpy as np
 from numba import carray, njit, types
 from numba.extending import overload
 
-from ._pointers import ptr_like
+from ._pointers import mutable_view, ptr_like
 from ._intrinsics import LEAN_JIT, prefetch, select_unpredictable
 from ._search import (
     LIFT_MAX,
     NEEDS_SEARCH,
+    ZERO,
     binary_search,
     finish,
     gallop_left,
@@ -273,6 +274,15 @@ def predict_window(meta, params, pbits, hkeys, hpos, q):
     return window_of(plan, params, pbits, hkeys, hpos, q, plan_route(plan, meta, params, pbits, q))
 
 
+@njit(**LEAN_JIT)
+def predict_window_shared(meta, params, pbits, hkeys, hpos, q):
+    """:func:`predict_window` called rather than inlined, for callers where a call per lookup
+    costs nothing measurable (the scalar kernel, :func:`predict_batch`): compiled once per key
+    dtype for all of them, where inlined it compiled once in each (5 s of a 7.5 s scalar
+    kernel at uint64). Arrays come writable-typed (:func:`learnedidx._pointers.mutable_view`)."""
+    return predict_window(meta, params, pbits, hkeys, hpos, q)
+
+
 @njit(inline="always", **_JIT)
 def lookup_one(meta, params, pbits, hkeys, hpos, keys, q, mode, top):
     """Exact answer for one query: mode 0 lower_bound, 1 upper_bound, 2 find (index or -1).
@@ -305,7 +315,30 @@ def lookup_scalar_at(arrays_address, keys_address, hybrid_size, q, mode):
     hkeys = carray(ptr_like(addresses[2], q), hybrid_size)
     hpos = carray(ptr_like(addresses[3], np.int64(0)), hybrid_size)
     keys = carray(ptr_like(keys_address, q), meta[1])
-    return lookup_one(meta, params, pbits, hkeys, hpos, keys, q, mode, 0)
+    return lookup_one_shared(meta, params, pbits, hkeys, hpos, keys, q, mode)
+
+
+@njit(**LEAN_JIT)
+def lookup_one_shared(meta, params, pbits, hkeys, hpos, keys, q, mode):
+    """:func:`lookup_one` (``top`` 0) called rather than inlined, over writable-typed arrays:
+    the scalar kernels of the RMI and of ``DynamicRMI`` share one compiled copy a key dtype,
+    which calls the model (:func:`predict_window_shared`) that :func:`predict_batch` compiled.
+    The batch kernels inline :func:`lookup_one` instead: a call per lookup is measurable there,
+    not in a Python-level scalar call."""
+    q, answer = prepare_query(keys, q, mode)
+    if answer != NEEDS_SEARCH:
+        return answer
+    pos, lo, hi = predict_window_shared(meta, params, pbits, hkeys, hpos, q)
+    prefetch_window(keys, lo, hi)
+    return finish(keys, q, search_in_window(keys, q, pos, lo, hi, meta[2], ZERO), mode)
+
+
+@njit(inline="always", **_JIT)
+def _writable(rmi):
+    """The four arrays of ``rmi`` typed writable (:func:`learnedidx._pointers.mutable_view`), as
+    the scalar kernel's are, so that the helpers both call compile once."""
+    meta, params, hkeys, hpos = rmi
+    return mutable_view(meta), mutable_view(params), mutable_view(hkeys), mutable_view(hpos)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,7 +374,8 @@ def lookup_loop(rmi, keys, queries, out, mode, top):
     """``out[i] = lookup_one(queries[i])``, one lookup after another (``VARIANT_LOOP``) over the
     :class:`learnedidx.arrays.RMIArrays` ``rmi`` (``top`` of :func:`search_in_window`).
     Complexity O(m (stages + log window))."""
-    meta, params, hkeys, hpos = rmi
+    meta, params, hkeys, hpos = _writable(rmi)
+    keys = mutable_view(keys)
     pbits = params.view(np.int64)
     for i in range(queries.shape[0]):
         out[i] = lookup_one(meta, params, pbits, hkeys, hpos, keys, queries[i], mode, top)
@@ -356,7 +390,8 @@ def lookup_group(rmi, keys, queries, out, mode, scratch):
     phase 3 searches. Each phase's memory accesses were requested one phase earlier.
     The key array is not empty (the caller's check); ``scratch``: :func:`group_buffers` of GROUP.
     """
-    meta, params, hkeys, hpos = rmi
+    meta, params, hkeys, hpos = _writable(rmi)
+    keys = mutable_view(keys)
     pbits = params.view(np.int64)
     sq, sleaf, spos, slo, shi = scratch
     plan = routing_plan(meta, params, pbits, meta[0] - 1)
@@ -424,7 +459,8 @@ def lookup_amac(rmi, keys, queries, out, mode, top, scratch, sstate):
     the other slots earlier. Complexity O(m (stages + log window)); no allocation. The key
     array is not empty (the caller's check).
     """
-    meta, params, hkeys, hpos = rmi
+    meta, params, hkeys, hpos = _writable(rmi)
+    keys = mutable_view(keys)
     pbits = params.view(np.int64)
     sq, sidx, slo, shi, _ = scratch
     n = keys.shape[0]
@@ -506,10 +542,10 @@ def lookup_amac(rmi, keys, queries, out, mode, top, scratch, sstate):
 @njit(**LEAN_JIT)
 def predict_batch(rmi, queries, pos, lo, hi):
     """Window of every query (no search). Complexity O(m * stages)."""
-    meta, params, hkeys, hpos = rmi
+    meta, params, hkeys, hpos = _writable(rmi)
     pbits = params.view(np.int64)
     for i in range(queries.shape[0]):
-        pos[i], lo[i], hi[i] = predict_window(meta, params, pbits, hkeys, hpos, queries[i])
+        pos[i], lo[i], hi[i] = predict_window_shared(meta, params, pbits, hkeys, hpos, queries[i])
 
 
 def anchor_bits(a):

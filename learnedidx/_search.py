@@ -27,7 +27,7 @@ ZERO = np.int64(0)
 
 #: :func:`search_group` searches the windows up to this many keys wide over one common length;
 #: a group's wider windows step apart, so that one of them does not lengthen every search.
-WIDE_KEYS = 256
+WIDE_KEYS = np.int64(256)
 LIFT_MAX = 255  #: widest window searched by fixed-step lifting (8 steps); wider ones by binary search
 
 #: Options of the small helpers inlined into kernels (the caller's reference-counting setting
@@ -336,14 +336,14 @@ def search_group(keys, sq, spos, slo, shi, count, out, start, mode, method):
                                         mode)
         return
     answers = out[start:start + count]
-    step_class(keys, sq, slo, slo, shi, count, -1, WIDE_KEYS, spos, answers)
+    step_class(keys, sq, slo, slo, shi, count, ZERO - 1, WIDE_KEYS, spos, answers)
     step_class(keys, sq, slo, slo, shi, count, WIDE_KEYS, keys.shape[0], spos, answers)
     for k in range(count):
         if slo[k] >= 0:
             answers[k] = finish(keys, sq[k], answers[k], mode)
 
 
-@njit(inline="always", **_JIT)
+@njit(**LEAN_JIT)
 def step_class(keys, sq, live, slo, shi, count, narrower, widest, bases, answers):
     """``answers[k]`` = the left answer for ``sq[k]`` from its window ``[slo[k], shi[k]]``, for
     every live lookup (``live[k] >= 0``) whose window is wider than ``narrower`` keys and at

@@ -7,6 +7,7 @@ from numba import carray, njit
 
 from .. import _rmi_kernels as R
 from .._intrinsics import LEAN_JIT
+from .._modes import FIND
 from .._pointers import ptr_like
 from ._delta import d_find, d_rank
 from ._layout import (
@@ -31,6 +32,8 @@ from ._layout import (
     ST_SIZE,
 )
 from ._tombstones import t_below, t_test
+
+_FIND = np.int64(FIND)  #: typed int64, not a literal: the one copy of lookup_one_shared serves both entries
 
 
 @njit(inline="always", **LEAN_JIT)
@@ -60,7 +63,7 @@ def rank_at(h_address, q, right):
     h = carray(ptr_like(h_address, np.int64(0)), H_SIZE)
     mk, meta, params, tbits, tcum, order, dmax, dk, dn, dcum, st = _views(h, q)
     pbits = params.view(np.int64)
-    p = R.lookup_one(meta, params, pbits, mk[:0], pbits[:0], mk, q, right, 0)  # lines only: no hybrid samples
+    p = R.lookup_one_shared(meta, params, pbits, mk[:0], pbits[:0], mk, q, right)  # lines only: no hybrid samples
     return p - t_below(tbits, tcum, p) + d_rank(dk, dn, order, dmax, dcum, st[K_CHUNKS], st[D_KEYS], q, right == 1)
 
 
@@ -70,7 +73,7 @@ def find_at(h_address, q):
     h = carray(ptr_like(h_address, np.int64(0)), H_SIZE)
     mk, meta, params, tbits, tcum, order, dmax, dk, dn, dcum, st = _views(h, q)
     pbits = params.view(np.int64)
-    p = R.lookup_one(meta, params, pbits, mk[:0], pbits[:0], mk, q, 2, 0)  # lines only: no hybrid samples
+    p = R.lookup_one_shared(meta, params, pbits, mk[:0], pbits[:0], mk, q, _FIND)  # lines only: no hybrid samples
     if p >= 0:
         return -1 if t_test(tbits, p) else p
     s = d_find(dk, dn, order, dmax, st[K_CHUNKS], q)
