@@ -6,8 +6,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+
+from datasets.cli_args import (INPUT_ERRORS, ArgumentParser, check_dataset, count, error_text, fraction, int_range,
+                               positive_count)
 
 from . import registry
 from .harness import measure, scalar_floor_ns
@@ -19,23 +23,17 @@ DEFAULT_N = 20_000_000
 QUICK_N = 200_000
 
 
-def _count(text: str) -> int:
-    """Parse 1000, 1e6, 200K, 20M."""
-    t = text.strip().upper().replace("_", "")
-    scale = {"K": 10**3, "M": 10**6, "G": 10**9}.get(t[-1:], 1)
-    if scale > 1:
-        t = t[:-1]
-    try:
-        value = int(float(t) * scale)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a count: {text!r} (examples: 1000, 1e6, 200K, 20M)") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a count must be >= 0, got {text!r}")
-    return value
+def thread_count() -> Callable[[str], int]:
+    """argparse ``type=`` for a Numba thread count: 1 to ``numba.config.NUMBA_NUM_THREADS``."""
+    import numba
+
+    return int_range(1, numba.config.NUMBA_NUM_THREADS,
+                     " (the Numba threads here; the environment variable NUMBA_NUM_THREADS sets the maximum)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    """The parser of ``python -m bench``; its errors are one line and exit status 2."""
+    p = ArgumentParser(
         prog="python -m bench",
         description="Benchmark learned and classic indexes on the same lookups: build time, size, "
                     "lower_bound speed one lookup at a time (loop), in batch (with the batch path's variant) "
@@ -46,14 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generator names (lognormal, uniform_sparse, ...), 'adversarial' (the shapes "
                         "built to hurt a learned index), real set names or SOSD files; default: "
                         "lognormal plus the real sets")
-    p.add_argument("--n", type=_count, default=None, help=f"keys per generated dataset (default {DEFAULT_N:,})")
+    p.add_argument("--n", type=positive_count, default=None, help=f"keys per generated dataset (default {DEFAULT_N:,})")
     p.add_argument("--indexes", nargs="+", metavar="NAME",
                    help="index names (default: all default variants); see --list")
-    p.add_argument("--lookups", type=_count, default=1_000_000, help="lookups per run (default 1M)")
-    p.add_argument("--negative-ratio", type=float, default=0.0, help="share of absent lookups (default 0)")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per index and mode (loop, batch), alternating; medians are reported")
-    p.add_argument("--scalar-lookups", type=_count, default=100_000, help="Python-loop scalar calls timed")
-    p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
+    p.add_argument("--lookups", type=positive_count, default=1_000_000, help="lookups per run (default 1M)")
+    p.add_argument("--negative-ratio", type=fraction, default=0.0, help="share of absent lookups (default 0)")
+    p.add_argument("--repeats", type=positive_count, default=5,
+                   help="timed runs per index and mode (loop, batch), alternating; medians are reported")
+    p.add_argument("--scalar-lookups", type=count, default=100_000, help="Python-loop scalar calls timed")
+    p.add_argument("--threads", type=thread_count(), default=None,
+                   help="Numba threads, 1 to NUMBA_NUM_THREADS (default: all cores)")
     p.add_argument("--seed", type=int, default=42, help="seed of the generated keys and the lookups")
     p.add_argument("--out", type=Path, default=Path("results"), help="output directory (default ./results)")
     p.add_argument("--no-real", action="store_true", help="skip the real key sets")
@@ -65,8 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_datasets(args) -> list[tuple[str, np.ndarray]]:
+    """(name, keys) of every data set asked for, names checked before any is made.
+
+    Raises what datasets.resolve, generate and read_sosd raise for bad names and files.
+    """
     import datasets
 
+    for name in args.datasets or ():
+        check_dataset(name, extra=("adversarial",))
     names = [m for name in (args.datasets or [DEFAULT_DATASET])
              for m in (datasets.ADVERSARIAL if name == "adversarial" else (name,))]
     n = args.n if args.n is not None else (QUICK_N if args.quick else DEFAULT_N)
@@ -84,7 +90,12 @@ def _load_datasets(args) -> list[tuple[str, np.ndarray]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the benchmark; return 1 if an index answered wrongly, else 0.
+
+    Bad input (names, counts, files) raises SystemExit(2) after one line on stderr.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.list:
         specs, notes = registry.all_specs()
         for s in specs:
@@ -96,10 +107,6 @@ def main(argv: list[str] | None = None) -> int:
         args.lookups = min(args.lookups, 20_000)
         args.repeats = min(args.repeats, 2)
         args.scalar_lookups = min(args.scalar_lookups, 2_000)
-    if args.repeats < 1:
-        raise SystemExit("--repeats must be >= 1")
-    if not 0.0 <= args.negative_ratio <= 1.0:
-        raise SystemExit("--negative-ratio must be in [0, 1]")
 
     import numba
     from tqdm import tqdm
@@ -108,16 +115,19 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         numba.set_num_threads(args.threads)
-    specs, notes = registry.select(args.indexes)
     started = time.perf_counter()
+    try:  # bad names, files and key sets are reported in one line before anything is timed
+        specs, notes = registry.select(args.indexes)
+        loaded = [(name, keys, *datasets.make_workload(keys, args.lookups, seed=args.seed,
+                                                        negative_ratio=args.negative_ratio))
+                  for name, keys in _load_datasets(args)]
+    except INPUT_ERRORS as exc:
+        parser.error(error_text(exc))
     results = []
     floors = {}
-    loaded = _load_datasets(args)
     with tqdm(total=len(loaded) * len(specs), desc="bench", unit="index", file=sys.stderr,
               disable=None) as progress:
-        for name, keys in loaded:
-            queries, expected = datasets.make_workload(keys, args.lookups, seed=args.seed,
-                                                       negative_ratio=args.negative_ratio)
+        for name, keys, queries, expected in loaded:
             rows = []
             for spec in specs:
                 progress.set_postfix_str(f"{name}: {spec.name}")

@@ -13,7 +13,6 @@ costs. Medians of ``--rounds`` cold runs; the machine's other load moves single 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -23,6 +22,10 @@ import tempfile
 
 import numpy as np
 
+from datasets.cli_args import ArgumentParser, count_type, positive_count
+
+#: Key dtypes the steps run on: 64-bit, since their keys go up to 2**40.
+DTYPES = ("uint64", "int64", "float64")
 STEPS = (
     "import learnedidx",
     "RMI(keys)",
@@ -86,11 +89,14 @@ def _child(cache: str, n: int, dtype: str) -> dict:
 
 
 def main(argv=None) -> dict:
-    """Print a table of cold and warm seconds per step; returns ``{step: (cold, warm)}``."""
-    p = argparse.ArgumentParser(prog="python -m bench.coldstart", description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, default=100_000, help="keys (default 100000)")
-    p.add_argument("--dtype", default="uint64", help="key dtype (default uint64)")
-    p.add_argument("--rounds", type=int, default=1, help="cold runs, each on a new cache (default 1)")
+    """Print a table of cold and warm seconds per step; returns ``{step: (cold, warm)}``.
+
+    Bad input raises SystemExit(2) after one line on stderr.
+    """
+    p = ArgumentParser(prog="python -m bench.coldstart", description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=count_type(1000), default=100_000, help="keys, at least 1000 (default 100K)")
+    p.add_argument("--dtype", default="uint64", choices=DTYPES, help="key dtype (default uint64)")
+    p.add_argument("--rounds", type=positive_count, default=1, help="cold runs, each on a new cache (default 1)")
     args = p.parse_args(argv)
     colds, warm = [], None
     for _ in range(args.rounds):

@@ -25,7 +25,6 @@ change of machine load hits them alike; the median per candidate is printed in n
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -38,7 +37,12 @@ from baselines import _binary_kernels as BK
 from learnedidx import toolkit as S
 from learnedidx.toolkit import before, prefetch
 
-from .cli import _count
+from datasets.cli_args import INPUT_ERRORS, ArgumentParser, check_dataset, error_text, positive_count
+
+from .cli import thread_count
+
+MODES = ("binary", "sorted", "rmi", "search")
+SORTED_INDEXES = ("rmi", "btree", "binarysearch", "numpysearchsorted")
 
 
 @njit(nogil=True, cache=True)
@@ -102,24 +106,24 @@ def _report(candidates: dict, args, n: int, m: int, base_name: str, unit: str) -
 
 
 def _keys(args) -> np.ndarray:
-    """The keys of ``--dataset``: a generator's ``--n`` keys, or a key file's (or real set's)."""
+    """The keys of ``--dataset``: a generator's ``--n`` keys, or a key file's (or real set's).
+
+    Raises what datasets.load raises for an unknown name or a missing or corrupt file.
+    """
     import datasets
 
     if args.dataset in datasets.GENERATORS:
         keys = datasets.generate(args.dataset, args.n, args.seed)
     else:
-        try:
-            keys = datasets.load(args.dataset, seed=args.seed, mmap=False)
-        except (OSError, ValueError) as exc:
-            raise SystemExit(f"--dataset {args.dataset}: {exc}") from None
+        check_dataset(args.dataset)
+        keys = datasets.load(args.dataset, seed=args.seed, mmap=False)
     keys.flags.writeable = False
     return keys
 
 
-def _lookups(args) -> tuple:
+def _lookups(args, keys: np.ndarray) -> tuple:
     """``(keys, queries, expected, out)``: ``--lookups`` random present keys, their
     ``np.searchsorted`` answers and an output array."""
-    keys = _keys(args)
     m = args.lookups
     queries = keys[np.random.default_rng(args.seed + 1).integers(0, len(keys), m)]
     return keys, queries, np.searchsorted(keys, queries), np.empty(m, np.int64)
@@ -134,8 +138,8 @@ def _verify(candidates: dict, out: np.ndarray, expected: np.ndarray) -> None:
             raise SystemExit(f"{name}: wrong answers")
 
 
-def binary(args) -> None:
-    keys, queries, expected, out = _lookups(args)
+def binary(args, keys: np.ndarray) -> None:
+    keys, queries, expected, out = _lookups(args, keys)
     m = len(queries)
     threads = numba.get_num_threads() > 1
     plain = BK.lookup_batch_parallel if threads else BK.lookup_batch
@@ -152,11 +156,10 @@ def binary(args) -> None:
     _report(candidates, args, len(keys), m, "plain loop", "")
 
 
-def sorted_batches(args) -> None:
+def sorted_batches(args, keys: np.ndarray) -> None:
     from baselines import BinarySearch, BTree, NumpySearchsorted
     from learnedidx import RMI
 
-    keys = _keys(args)
     n = len(keys)
     indexes = {}
     for name, cls in (("RMI", RMI), ("BTree", BTree), ("BinarySearch", BinarySearch),
@@ -230,10 +233,10 @@ def windows_lockstep(keys, queries, lo, hi, out, mode, method):
         S.search_group(keys, sq, spos, slo, shi, count, out, g, mode, method)
 
 
-def window_search(args) -> None:
+def window_search(args, keys: np.ndarray) -> None:
     from learnedidx import PGM, RMI, RadixSpline
 
-    keys, queries, expected, out = _lookups(args)
+    keys, queries, expected, out = _lookups(args, keys)
     candidates = {}
     for name, cls in (("RMI", RMI), ("PGM", PGM), ("RadixSpline", RadixSpline)):
         _, lo, hi = cls(keys, copy=False).predict(queries)
@@ -246,11 +249,11 @@ def window_search(args) -> None:
     _report(candidates, args, len(keys), len(queries), "RMI in turn", "")
 
 
-def rmi_variants(args) -> None:
+def rmi_variants(args, keys: np.ndarray) -> None:
     from baselines import BTree
     from learnedidx import RMI
 
-    keys, queries, expected, _ = _lookups(args)
+    keys, queries, expected, _ = _lookups(args, keys)
     m = len(queries)
     candidates = {}
 
@@ -279,30 +282,31 @@ def rmi_variants(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.kernels", description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("binary", "sorted", "rmi", "search"))
-    p.add_argument("--n", type=_count, default=10_000_000, help="keys (default 10M)")
+    """Run one measurement; return 0. Bad input raises SystemExit(2) after one line on stderr."""
+    p = ArgumentParser(prog="python -m bench.kernels", description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=MODES, help=f"the measurement: {', '.join(MODES)} (see the module doc)")
+    p.add_argument("--n", type=positive_count, default=10_000_000, help="keys (default 10M)")
     p.add_argument("--dataset", default="lognormal",
                    help="a generator (default lognormal; --n keys), or a key file or real set name (--n ignored)")
-    p.add_argument("--lookups", type=_count, default=1_000_000, help="random lookups (binary, rmi, search; default 1M)")
-    p.add_argument("--gaps", type=_count, nargs="+", default=[1, 2, 4, 16, 64, 256, 1024, 4096],
+    p.add_argument("--lookups", type=positive_count, default=1_000_000,
+                   help="random lookups (binary, rmi, search; default 1M)")
+    p.add_argument("--gaps", type=positive_count, nargs="+", default=[1, 2, 4, 16, 64, 256, 1024, 4096],
                    help="n/m of the sorted batches (sorted; default 1 2 4 16 64 256 1024 4096)")
     p.add_argument("--indexes", nargs="+", default=["rmi", "btree", "binarysearch"], type=str.lower,
-                   help="batch paths compared with the sorted path (sorted; also numpysearchsorted)")
-    p.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
-    p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all)")
+                   choices=SORTED_INDEXES, metavar="NAME",
+                   help=f"batch paths compared with the sorted path (sorted; of {', '.join(SORTED_INDEXES)})")
+    p.add_argument("--rounds", type=positive_count, default=5, help="timed rounds (default 5)")
+    p.add_argument("--threads", type=thread_count(), default=None,
+                   help="Numba threads, 1 to NUMBA_NUM_THREADS (default: all)")
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
     if args.threads:
         numba.set_num_threads(args.threads)
-    if args.what == "binary":
-        binary(args)
-    elif args.what == "rmi":
-        rmi_variants(args)
-    elif args.what == "search":
-        window_search(args)
-    else:
-        sorted_batches(args)
+    try:
+        keys = _keys(args)
+    except INPUT_ERRORS as exc:
+        p.error(error_text(exc))
+    {"binary": binary, "rmi": rmi_variants, "search": window_search, "sorted": sorted_batches}[args.what](args, keys)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from datasets.cli_args import unknown
 from learnedidx import PGM, RMI, RadixSpline, tune
 
 #: Object-based structures build one Python object per key: above this many keys they take
@@ -82,16 +83,19 @@ def all_specs() -> tuple[list[IndexSpec], list[str]]:
 
 
 def select(names: list[str] | None) -> tuple[list[IndexSpec], list[str]]:
-    """The specs named (all defaults when None). Raises ValueError for unknown names."""
+    """The specs named, ignoring case (all defaults when None).
+
+    Raises ValueError for an unknown name, naming the closest known ones.
+    """
     specs, notes = all_specs()
     if not names:
         return [s for s in specs if s.default], notes
     by_name = {s.name.lower(): s for s in specs}
-    known = sorted(s.name for s in specs)
+    known = [s.name for s in specs]
     chosen = []
     for name in names:
         spec = by_name.get(name.lower())
         if spec is None:
-            raise ValueError(f"unknown index {name!r}; choose from {known}")
+            raise ValueError(unknown("index", name, known))
         chosen.append(spec)
     return chosen, notes

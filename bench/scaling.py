@@ -17,42 +17,46 @@ import time
 import numba
 import numpy as np
 
-from datasets import generate
+from datasets import GENERATORS, generate
+from datasets.cli_args import ArgumentParser, positive_count
 
 from . import registry
-from .cli import _count
+from .cli import thread_count
 
 DEFAULT_INDEXES = ("RMI", "BTree", "BinarySearch")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="lognormal", help="generator of the keys (datasets.GENERATORS)")
-    p.add_argument("--n", type=_count, default=10_000_000, help="keys (default 10M)")
-    p.add_argument("--lookups", type=_count, default=2_000_000, help="present keys looked up per run (default 2M)")
+    """The parser of ``python -m bench.scaling``; its errors are one line and exit status 2."""
+    p = ArgumentParser(prog="python -m bench.scaling", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="lognormal", choices=list(GENERATORS), metavar="NAME",
+                   help="generator of the keys (default lognormal; python -m datasets list names them)")
+    p.add_argument("--n", type=positive_count, default=10_000_000, help="keys (default 10M)")
+    p.add_argument("--lookups", type=positive_count, default=2_000_000,
+                   help="present keys looked up per run (default 2M)")
     p.add_argument("--indexes", nargs="+", default=list(DEFAULT_INDEXES), metavar="NAME",
                    help=f"index variants of python -m bench --list (default {' '.join(DEFAULT_INDEXES)})")
-    p.add_argument("--threads", nargs="+", type=int, default=None,
-                   help="thread counts compared; the first is the reference (default: 1 and every core)")
-    p.add_argument("--rounds", type=int, default=5, help="rounds; each times every index at every count once")
+    p.add_argument("--threads", nargs="+", type=thread_count(), default=None,
+                   help="thread counts compared, each 1 to NUMBA_NUM_THREADS; the first is the reference "
+                        "(default: 1 and every core)")
+    p.add_argument("--rounds", type=positive_count, default=5,
+                   help="rounds; each times every index at every count once")
     p.add_argument("--seed", type=int, default=42)
     return p
 
 
 def main(argv=None) -> list:
-    """Run the comparison; returns one row per index and thread count."""
-    args = build_parser().parse_args(argv)
-    limit = numba.config.NUMBA_NUM_THREADS
-    threads = args.threads or sorted({1, limit})
-    bad = [t for t in threads if not 1 <= t <= limit]
-    if bad:
-        raise SystemExit(f"--threads {bad}: Numba has 1 to {limit} threads here (NUMBA_NUM_THREADS)")
-    if args.rounds < 1:
-        raise SystemExit("--rounds must be at least 1")
+    """Run the comparison; returns one row per index and thread count.
+
+    Bad input raises SystemExit(2) after one line on stderr.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    threads = args.threads or sorted({1, numba.config.NUMBA_NUM_THREADS})
     try:
         specs, _ = registry.select(args.indexes)
     except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+        parser.error(str(exc))
     keys = generate(args.dataset, args.n, args.seed)
     rng = np.random.default_rng(args.seed)
     queries = keys[rng.integers(0, len(keys), args.lookups)]

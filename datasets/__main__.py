@@ -1,6 +1,7 @@
 """Command line: ``python -m datasets {list,make,info,plot,workload} ...`` (see ``--help``).
 
-Exit status 0 on success, 1 on a reported error (message on stderr), 2 on bad usage.
+Exit status 0 on success; 2 on bad input (an unknown name, a bad count, a missing or corrupt file:
+one line on stderr saying what is wrong and what to do); 1 when the work itself fails (a full disk).
 """
 
 from __future__ import annotations
@@ -11,20 +12,14 @@ import sys
 from pathlib import Path
 
 from .cache import plots_dir, read_sidecar
-from .catalog import DEFAULT_N, make, resolve
+from .catalog import DEFAULT_N, generator_spec, make, resolve
+from .cli_args import INPUT_ERRORS, ArgumentParser, check_dataset, count, error_text, fraction, unknown
 from .generators import GENERATORS
 from .plot import plot_cdf
 from .real import RECIPES, SOSD_DATASETS, real_datasets, shared_datasets_dir, sosd_search_dirs
-from .sosd import parse_size, read_sosd, read_sosd_header
+from .sosd import read_sosd, read_sosd_header
 from .stats import describe
 from .workloads import make_workload, save_workload, workload_name
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _first_line(obj) -> str:
@@ -64,11 +59,18 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 def cmd_make(args: argparse.Namespace) -> None:
     """Write a generated or recipe key set and print its path."""
+    try:
+        known = generator_spec(args.name) is not None
+    except ValueError:
+        known = True  # a generator's name with a wrong dtype: make says what is wrong
+    if not known and args.name not in RECIPES and f"{args.name}_uint64" not in RECIPES:
+        raise ValueError(unknown("generator or recipe", args.name, [*GENERATORS, *RECIPES]))
     print(make(args.name, n=args.n, seed=args.seed, directory=args.out))
 
 
 def cmd_info(args: argparse.Namespace) -> None:
     """Print n, dtype, min, max, duplicates and the single-line fit error of a key set."""
+    check_dataset(args.name)
     path = resolve(args.name, n=args.n, seed=args.seed)
     d = describe(read_sosd(path, dtype=args.dtype))
     print(f"path:        {path}")
@@ -89,6 +91,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> None:
     """Write a PNG of a key set's CDF with a zoomed panel and print its path."""
+    check_dataset(args.name)
     path = resolve(args.name, n=args.n, seed=args.seed)
     out = Path(args.out) if args.out else plots_dir() / f"{path.name}_cdf.png"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +101,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 def cmd_workload(args: argparse.Namespace) -> None:
     """Write a lookup workload for a key set and print its path."""
+    check_dataset(args.name)
     path = resolve(args.name, n=args.n, seed=args.seed)
     keys = read_sosd(path, dtype=args.dtype)
     queries, answers = make_workload(keys, args.lookups, seed=args.seed, negative_ratio=args.negative_ratio)
@@ -108,17 +112,18 @@ def cmd_workload(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``python -m datasets``."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m datasets",
         description="Key sets for learned-index benchmarks: list, generate, inspect and plot them.",
         epilog="Data goes to $LEARNEDIDX_DATA_DIR (default: the user cache dir). "
         "NAME is a generator, real data set, SOSD data set, recipe or file path.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def with_source(p: argparse.ArgumentParser) -> None:
         p.add_argument("name", metavar="NAME_OR_PATH")
-        p.add_argument("--n", type=_size, help=f"keys for a bare generator name (e.g. 1M, 200K; default {DEFAULT_N:,})")
+        p.add_argument("--n", type=count,
+                       help=f"keys for a bare generator name (e.g. 1e6, 1.5M, 200K; default {DEFAULT_N:,})")
         p.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
         p.add_argument("--dtype", help="key dtype for a file without a dtype suffix, e.g. uint64")
 
@@ -127,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = sub.add_parser("make", help="write a generated (or recipe) key set as a SOSD file; print its path")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--n", type=_size, help=f"number of keys (e.g. 1M, 200K; default {DEFAULT_N:,})")
+    p.add_argument("--n", type=count, help=f"number of keys (e.g. 1e6, 1.5M, 200K; default {DEFAULT_N:,})")
     p.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: the cache)")
     p.set_defaults(func=cmd_make)
@@ -137,25 +142,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="write a PNG of the CDF with a zoomed panel; print its path")
     with_source(p)
     p.add_argument("--out", metavar="FILE", help="PNG file (default: <cache>/plots/<name>_cdf.png)")
-    p.add_argument("--zoom-at", type=float, default=0.5, help="relative position of the zoom window (default 0.5)")
-    p.add_argument("--zoom-keys", type=int, default=1000, help="keys in the zoom window (default 1000)")
+    p.add_argument("--zoom-at", type=fraction, default=0.5, help="relative position of the zoom window (default 0.5)")
+    p.add_argument("--zoom-keys", type=count, default=1000, help="keys in the zoom window (default 1000)")
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("workload", help="write a lookup workload (queries + expected answers); print its path")
     with_source(p)
-    p.add_argument("--lookups", type=_size, default=1_000_000, help="number of lookups (default 1M)")
-    p.add_argument("--negative-ratio", type=float, default=0.0, help="share of absent-key lookups (default 0)")
+    p.add_argument("--lookups", type=count, default=1_000_000, help="number of lookups (default 1M)")
+    p.add_argument("--negative-ratio", type=fraction, default=0.0, help="share of absent-key lookups (default 0)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: beside the data set)")
     p.set_defaults(func=cmd_workload)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status (errors are printed, not raised)."""
-    args = build_parser().parse_args(argv)
+    """Run the command line; return the exit status 0 or 1.
+
+    Bad input (see the module doc) raises SystemExit(2) after printing one line on stderr.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, OSError, ImportError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except INPUT_ERRORS as exc:  # the commands are thin: the library's checks of names, files and values
+        parser.error(error_text(exc))
+    except (OSError, ImportError, RuntimeError) as exc:
+        print(f"{parser.prog}: error: {error_text(exc)}", file=sys.stderr)
         return 1
     return 0
 

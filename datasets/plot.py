@@ -1,5 +1,8 @@
 """PNG plots of a key set's CDF (key vs position), with a zoomed-in second panel.
 
+The key axis is logarithmic when the keys are crammed at its low end (``log_keys``) and the
+zoom window is picked from the data (``zoom_window``) so it never sits in one run of duplicates.
+
 matplotlib is imported only when a plot is made (so ``import datasets`` does
 not need it) and only through its object-oriented Agg API: no pyplot, no
 global backend switch in the caller's process.
@@ -8,6 +11,7 @@ global backend switch in the caller's process.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 from pathlib import Path
@@ -15,6 +19,58 @@ from pathlib import Path
 import numpy as np
 
 _MAX_POINTS = 100_000  # points drawn for the full CDF; more add nothing visible
+
+
+def log_keys(keys: np.ndarray) -> bool:
+    """Whether a sorted key set's CDF reads better on a log key axis than on a linear one.
+
+    True when all keys are > 0, span 10x or more and the middle 80% of them (10th to 90th
+    percentile) cover over twice the share of a log axis that they cover of a linear one:
+    lognormal keys, crammed into a wall at the left of a linear axis, yes; uniform keys, even
+    spanning many powers of ten, no; keys in a narrow band far from 0 (both shares alike), no.
+    """
+    first, last = float(keys[0]), float(keys[-1])
+    if first <= 0 or last < 10 * first:
+        return False
+    p10, p90 = (float(keys[int(q * (keys.size - 1))]) for q in (0.1, 0.9))
+    linear = (p90 - p10) / (last - first)
+    log = math.log(p90 / p10) / math.log(last / first)
+    return log > 2 * linear
+
+
+def _window_distinct(keys: np.ndarray, width: int, chunk: int = 1 << 20):
+    """Yield (first start, distinct-key counts) of every ``width``-key window of sorted keys, chunk by chunk.
+
+    Memory is O(chunk + width), not O(n): key sets can be hundreds of millions of keys.
+    """
+    n = keys.size
+    for lo in range(0, n - width + 1, chunk):
+        part = keys[lo : min(n, lo + chunk + width - 1)]
+        # starts[j]: distinct keys beginning at part positions 1..j; a window's count is 1 + the starts inside it.
+        starts = np.concatenate(([0], np.cumsum(part[1:] != part[:-1])))
+        yield lo, 1 + starts[width - 1 :] - starts[: part.size - width + 1]
+
+
+def zoom_window(keys: np.ndarray, width: int, at: float = 0.5) -> int:
+    """First position of the ``width``-key window to zoom into, nearest relative position ``at`` (O(n)).
+
+    Chosen from the data so the zoom shows structure, not one run of duplicates: among the
+    windows holding at least half as many distinct keys as the most varied window of that
+    width, the one nearest the window centred on ``at``. Keys must be sorted; ``width`` is
+    clipped to 1..len(keys).
+    """
+    n = keys.size
+    width = max(1, min(width, n))
+    want = min(max(0, int(at * (n - 1)) - width // 2), n - width)
+    enough = (max(int(d.max()) for _, d in _window_distinct(keys, width)) + 1) // 2
+    best = None
+    for lo, distinct in _window_distinct(keys, width):
+        good = np.flatnonzero(distinct >= enough) + lo
+        if good.size:
+            near = int(good[np.argmin(np.abs(good - want))])
+            if best is None or abs(near - want) < abs(best - want):
+                best = near
+    return best
 
 
 def _offsets(window: np.ndarray) -> np.ndarray:
@@ -36,10 +92,13 @@ def plot_cdf(
 ) -> Path:
     """Write a two-panel PNG of sorted keys' CDF and return its path (O(n) to subsample).
 
-    Left: the whole CDF (at most 100,000 evenly spaced points). Right: the
-    ``zoom_keys`` keys around relative position ``zoom_at`` (0..1), keys shown
-    relative to the window's first key, which the left panel marks. The file is
-    written atomically (temporary file + os.replace).
+    Left: the whole CDF (at most 100,000 evenly spaced points), on a log key
+    axis when the keys ask for one (``log_keys``: e.g. lognormal). Right:
+    ``zoom_keys`` keys (default 1000) near relative position ``zoom_at`` (0..1,
+    default 0.5), moved to the nearest window with at least half the distinct
+    keys of the most varied one (``zoom_window``), keys shown relative to the
+    window's first key; the left panel marks it. The file is written atomically
+    (temporary file + os.replace).
 
     Raises ModuleNotFoundError (pip install matplotlib) if matplotlib is
     missing, ValueError for empty or non-1-D keys, zoom_at outside [0, 1] or
@@ -63,8 +122,10 @@ def plot_cdf(
     stride = max(1, n // _MAX_POINTS)
     idx = np.unique(np.append(np.arange(0, n, stride), n - 1))
     width = min(n, zoom_keys)
-    lo = min(max(0, int(zoom_at * (n - 1)) - width // 2), n - width)
+    lo = zoom_window(keys, width, zoom_at)
     window = keys[lo : lo + width]
+    distinct = 1 + int(np.count_nonzero(window[1:] != window[:-1]))
+    log = log_keys(keys)
 
     fig = Figure(figsize=(12, 5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
@@ -74,12 +135,14 @@ def plot_cdf(
     full.axvspan(float(window[0]), float(window[-1]), color="tab:red", alpha=0.3, lw=0)
     full.axhspan(lo, lo + width - 1, color="tab:red", alpha=0.3, lw=0)
     full.plot([float(window[width // 2])], [lo + width // 2], "o", color="tab:red", ms=5)
-    full.set(xlabel="key", ylabel="position", title=f"CDF of {n:,} keys")
+    full.set(xlabel="key (log scale)" if log else "key", ylabel="position", title=f"CDF of {n:,} keys")
+    if log:
+        full.set_xscale("log")
     zoom.plot(_offsets(window), np.arange(lo, lo + width), ".-", ms=2, lw=0.5, color="tab:red")
     zoom.set(
         xlabel=f"key - {window[0].item()}",
         ylabel="position",
-        title=f"zoom: positions {lo:,}..{lo + width - 1:,}",
+        title=f"zoom: positions {lo:,}..{lo + width - 1:,} ({distinct:,} distinct keys)",
     )
     if title:
         fig.suptitle(title)

@@ -42,6 +42,7 @@ def test_quick_run_writes_every_output(tmp_path, capsys):
             assert float(r["load_ms"]) > 0 and float(r["first_lookup_after_load_us"]) > 0
     meta = json.load(open(tmp_path / "results.json"))
     assert meta["machine"]["numba"] and meta["settings"]["quick"] is True
+    assert meta["machine"]["git"] is None or len(meta["machine"]["git"]["commit"]) == 40
     assert meta["settings"]["scalar_floor_ns"]["lognormal_50K_uint64"] > 0
     assert "scalar floor:" in out
     assert {"loop_ns", "batch_ns", "batch_variant"} <= set(meta["results"][0])
@@ -124,6 +125,9 @@ def test_object_structures_are_skipped_with_a_note():
 def test_unknown_index_name():
     with pytest.raises(ValueError, match="unknown index 'nope'"):
         registry.select(["nope"])
+    with pytest.raises(ValueError, match="unknown index 'rmi-fats'; did you mean 'RMI-fast'"):
+        registry.select(["rmi-fats"])
+    assert [s.name for s in registry.select(["btree", "rmi"])[0]] == ["BTree", "RMI"]
 
 
 @pytest.mark.slow
@@ -149,8 +153,11 @@ def test_scaling_times_every_index_at_every_thread_count(capsys):
     assert all(r["ns"] > 0 and r["speedup"] > 0 for r in rows)
     assert rows[0]["speedup"] == 1.0 and rows[len(counts)]["speedup"] == 1.0
     assert "speed-up" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="--threads"):
+    with pytest.raises(SystemExit) as refused:
         scaling.main(["--n", "1K", "--threads", "0"])
+    assert refused.value.code == 2
+    assert f"--threads: '0': expected a whole number from 1 to {numba.config.NUMBA_NUM_THREADS}" in \
+        capsys.readouterr().err
 
 
 def test_kernels_search_checks_both_strategies(capsys):
@@ -162,3 +169,15 @@ def test_kernels_search_checks_both_strategies(capsys):
     out = capsys.readouterr().out
     for name in ("RMI", "PGM", "RadixSpline"):
         assert f"{name} in turn" in out and f"{name} lock-step" in out
+
+
+def test_updates_shows_no_10m_targets_beside_a_small_run(capsys):
+    """``bench.updates`` below the targets' 10M keys says so once and prints no "(target ...)" beside
+    its figures; the figures themselves are still printed."""
+    from bench import updates
+
+    updates.main(["--n", "20K", "--batch", "2K", "--update-keys", "6K", "--fractions", "0.05", "--skip-mixes"])
+    out = capsys.readouterr().out
+    assert f"the targets are set for {updates.TARGET_N:,} keys" in out
+    assert "(target" not in out
+    assert "update() at merge_fraction 0.05:" in out and "bytes/key at most" in out

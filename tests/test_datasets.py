@@ -783,12 +783,27 @@ def test_cli_make_info_workload_plot(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_errors_exit_nonzero(capsys):
-    assert main(["info", "no_such_thing"]) == 1
-    assert "error:" in capsys.readouterr().err
-    assert main(["make", "geolite2_city_ipv4_uint64_nope"]) == 1
-    with pytest.raises(SystemExit):
-        main(["make", "lognormal", "--n", "1.5M"])
+@pytest.mark.parametrize("argv, message", [
+    (["info", "no_such_thing"], "unknown dataset 'no_such_thing'"),
+    (["make", "geolite2_city_ipv4_uint64_nope"], "did you mean 'geolite2_city_ipv4_uint64'?"),
+    (["make", "lognormal", "--n", "1.5"], "argument --n: '1.5' is not a whole number"),
+    (["workload", "lognormal", "--lookups", "-3"], "argument --lookups: '-3': expected a count of at least 0"),
+])
+def test_cli_bad_input_is_one_line_and_exit_status_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("python -m datasets") and message in err
+
+
+def test_cli_counts_take_the_shared_forms(tmp_path, capsys):
+    """``--n 1e3`` and ``--n 1.5K``: the count parser every command line shares."""
+    assert main(["make", "uniform_dense", "--n", "1e3", "--out", str(tmp_path)]) == 0
+    assert main(["make", "uniform_dense", "--n", "1.5K", "--out", str(tmp_path)]) == 0
+    paths = capsys.readouterr().out.split()
+    assert [Path(p).name for p in paths] == ["uniform_dense_1K_uint64", "uniform_dense_1500_uint64"]
+    assert datasets.read_sosd(paths[1]).size == 1500
 
 
 def test_cli_as_module_lists_everything(isolated_cache):
