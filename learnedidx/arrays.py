@@ -15,8 +15,8 @@ Every array an index hands out is read-only.
 (4, 40)
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: the ``__new__`` a NamedTuple generates could not
+# resolve string annotations such as "np.ndarray" (typing.get_type_hints, the API reference).
 from typing import NamedTuple
 
 import numpy as np

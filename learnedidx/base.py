@@ -12,9 +12,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from typing import Any, ContextManager, overload
 
 import numba
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _sorted
 from ._coerce import (
@@ -29,6 +33,7 @@ from ._coerce import (
 from ._modes import FIND, LEFT, RIGHT
 from ._search import group_buffers
 from ._threads import batch_answers, run_sliced, threads_for
+from .interface import Key, Number, Queries, StrPath
 
 _UNBOUND = object()  # KeyValueIndex._scalar_entry before the first scalar query
 
@@ -70,7 +75,7 @@ class IndexBase:
 
     def size_in_bytes(self) -> int:
         """Bytes of the index structure itself, not counting the key and value arrays."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement size_in_bytes(self) -> int")
 
     def __repr__(self) -> str:
         return (
@@ -82,68 +87,93 @@ class IndexBase:
     # Over ``keys``/``values`` (O(1) views of a static index; a DynamicRMI's snapshot, O(n) after
     # a write) and the exact bounds, so every query coerces as lower_bound does.
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Key]:
         """The keys in order as Python numbers, like ``SortedDict``; lazy, O(1) a key."""
         return _python_numbers(self.keys)
 
-    def __reversed__(self):
+    def __reversed__(self) -> Iterator[Key]:
         """The keys in descending order as Python numbers; lazy."""
         return _python_numbers(self.keys[::-1])
 
-    def items(self):
+    def items(self) -> Iterator[tuple[Key, Any]]:
         """``(key, value)`` pairs in key order, lazily: keys as Python numbers, values as
-        :meth:`get` returns them (numpy scalars of the value dtype)."""
-        return zip(_python_numbers(self.keys), self.values)
+        :meth:`KeyValueIndex.get` returns them (numpy scalars of the value dtype)."""
+        with self._atomic():
+            keys, values = self.keys, self.values
+        return zip(_python_numbers(keys), values)
 
-    def bisect_left(self, q):
-        """Alias of :meth:`lower_bound` (``bisect.bisect_left`` on the keys)."""
+    @overload
+    def bisect_left(self, q: Number) -> int: ...
+    @overload
+    def bisect_left(self, q: Queries) -> NDArray[np.int64]: ...
+
+    def bisect_left(self, q: Number | Queries) -> int | NDArray[np.int64]:
+        """Alias of :meth:`KeyValueIndex.lower_bound` (``bisect.bisect_left`` on the keys)."""
         return self.lower_bound(q)
 
-    def bisect_right(self, q):
-        """Alias of :meth:`upper_bound` (``bisect.bisect_right`` on the keys)."""
+    @overload
+    def bisect_right(self, q: Number) -> int: ...
+    @overload
+    def bisect_right(self, q: Queries) -> NDArray[np.int64]: ...
+
+    def bisect_right(self, q: Number | Queries) -> int | NDArray[np.int64]:
+        """Alias of :meth:`KeyValueIndex.upper_bound` (``bisect.bisect_right`` on the keys)."""
         return self.upper_bound(q)
 
-    def count(self, key) -> int:
-        """Number of keys equal to ``key``: two searches. Raises as :meth:`lower_bound`."""
-        return int(self.upper_bound(key)) - int(self.lower_bound(key))
+    def count(self, key: Number) -> int:
+        """Number of keys equal to ``key``: two searches. Raises as :meth:`KeyValueIndex.lower_bound`."""
+        with self._atomic():
+            return int(self.upper_bound(key)) - int(self.lower_bound(key))
 
-    def irange(self, minimum=None, maximum=None, inclusive=(True, True), reverse=False):
+    def irange(self, minimum: Number | None = None, maximum: Number | None = None,
+               inclusive: tuple[bool, bool] = (True, True), reverse: bool = False) -> Iterator[Key]:
         """The keys between ``minimum`` and ``maximum`` (None: unbounded), in order or
         ``reverse``, as ``SortedList.irange`` gives them: a lazy iterator of Python numbers.
         ``inclusive``: whether each bound itself is included. Two searches, then O(1) a key.
-        Raises as :meth:`lower_bound`, ValueError for a malformed ``inclusive``."""
+        Raises as :meth:`KeyValueIndex.lower_bound`, ValueError for a malformed ``inclusive``."""
         if not (isinstance(inclusive, tuple) and len(inclusive) == 2):
             raise ValueError(f"inclusive must be a pair of bools like (True, False), got {inclusive!r}")
-        keys = self.keys
-        lo = 0 if minimum is None else int(self.lower_bound(minimum) if inclusive[0] else self.upper_bound(minimum))
-        hi = len(keys) if maximum is None else int(self.upper_bound(maximum) if inclusive[1] else
-                                                   self.lower_bound(maximum))
+        with self._atomic():
+            keys = self.keys
+            lo = 0 if minimum is None else int(self.lower_bound(minimum) if inclusive[0] else
+                                               self.upper_bound(minimum))
+            hi = len(keys) if maximum is None else int(self.upper_bound(maximum) if inclusive[1] else
+                                                       self.lower_bound(maximum))
         part = keys[lo:max(lo, hi)]
         return _python_numbers(part[::-1] if reverse else part)
 
-    def find_lt(self, q):
+    def find_lt(self, q: Number) -> Key | None:
         """The largest key ``< q`` as a Python number, or None (pygm's ``find_lt``). One search."""
-        return self._key_at(int(self.lower_bound(q)) - 1)
+        with self._atomic():
+            return self._key_at(int(self.lower_bound(q)) - 1)
 
-    def find_le(self, q):
+    def find_le(self, q: Number) -> Key | None:
         """The largest key ``<= q``, or None. One search."""
-        return self._key_at(int(self.upper_bound(q)) - 1)
+        with self._atomic():
+            return self._key_at(int(self.upper_bound(q)) - 1)
 
-    def find_gt(self, q):
+    def find_gt(self, q: Number) -> Key | None:
         """The smallest key ``> q``, or None. One search."""
-        return self._key_at(int(self.upper_bound(q)))
+        with self._atomic():
+            return self._key_at(int(self.upper_bound(q)))
 
-    def find_ge(self, q):
+    def find_ge(self, q: Number) -> Key | None:
         """The smallest key ``>= q``, or None. One search."""
-        return self._key_at(int(self.lower_bound(q)))
+        with self._atomic():
+            return self._key_at(int(self.lower_bound(q)))
 
-    def _key_at(self, i: int):
+    def _atomic(self) -> ContextManager:
+        """What keeps a method's several reads on one state: nothing for a static index; an
+        updatable one returns its lock (an ``RLock``: its reads take it again inside)."""
+        return nullcontext()
+
+    def _key_at(self, i: int) -> Key | None:
         keys = self.keys
         return keys[i].item() if 0 <= i < len(keys) else None
 
     # --- saving and loading (see learnedidx.persist) ------------------------------------------
 
-    def save(self, path) -> None:
+    def save(self, path: StrPath) -> None:
         """Write the index to ``path``, atomically; :func:`learnedidx.load` opens it again.
 
         One self-describing file: keys, values (none when they are the positions), the
@@ -233,7 +263,7 @@ class KeyValueIndex(IndexBase):
         copy: copy keys and values even when they could be used as they are. With False the
             index keeps read-only views of the caller's sorted arrays, and the caller must not
             modify them afterwards.
-        **options: the subclass's own options.
+        options: the subclass's own options, as keywords.
 
     Raises:
         TypeError: keys are not numeric, or an unknown option was passed.
@@ -258,7 +288,8 @@ class KeyValueIndex(IndexBase):
     #: query matches ``_NoNumber``, so the query takes the general path, which installs it.
     _scalar_fast = (None, 0, 0, 0, _NoNumber, 0, 0)
 
-    def __init__(self, keys, values=None, *, assume_sorted=False, copy=True, **options):
+    def __init__(self, keys: ArrayLike, values: ArrayLike | None = None, *, assume_sorted: bool = False,
+                 copy: bool = True, **options: Any) -> None:
         start = time.perf_counter_ns()
         self._keys, self._values = prepare_keys_values(
             keys, values, assume_sorted=assume_sorted, copy=copy
@@ -280,7 +311,7 @@ class KeyValueIndex(IndexBase):
 
         ``mode`` is LEFT or RIGHT (and FIND when ``_native_find``).
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _search_array(self, queries, mode)")
 
     def _search_loop(self, queries: np.ndarray, mode: int) -> np.ndarray:
         """:meth:`_search_array` one lookup after another (SOSD's loop), without interleaving:
@@ -345,7 +376,12 @@ class KeyValueIndex(IndexBase):
             self._positions = positions
         return self._positions
 
-    def lower_bound(self, q):
+    @overload
+    def lower_bound(self, q: Number) -> int: ...
+    @overload
+    def lower_bound(self, q: Queries) -> NDArray[np.int64]: ...
+
+    def lower_bound(self, q: Number | Queries) -> int | NDArray[np.int64]:
         """Number of keys ``< q``: ``np.searchsorted(keys, q, side="left")``, exactly.
 
         A scalar q gives an int; an array-like gives an int64 array of q's shape.
@@ -354,14 +390,20 @@ class KeyValueIndex(IndexBase):
         O(m log 32) (see :meth:`_sorted_path`).
 
         Raises:
-            TypeError: q is not a number or numeric array. ValueError: q is or holds NaN.
+            TypeError: q is not a number or numeric array.
+            ValueError: q is or holds NaN.
         """
         entry, a0, a1, a2, number, low, high = self._scalar_fast
         if type(q) is number and low <= q <= high:
             return entry(a0, a1, a2, q, LEFT)
         return self._answer(q, LEFT)
 
-    def upper_bound(self, q):
+    @overload
+    def upper_bound(self, q: Number) -> int: ...
+    @overload
+    def upper_bound(self, q: Queries) -> NDArray[np.int64]: ...
+
+    def upper_bound(self, q: Number | Queries) -> int | NDArray[np.int64]:
         """Number of keys ``<= q``: ``np.searchsorted(keys, q, side="right")``, exactly.
 
         Shapes, complexity and errors as :meth:`lower_bound`.
@@ -371,7 +413,7 @@ class KeyValueIndex(IndexBase):
             return entry(a0, a1, a2, q, RIGHT)
         return self._answer(q, RIGHT)
 
-    def get(self, key, default=None):
+    def get(self, key: Number, default: Any = None) -> Any:
         """Value of the first entry whose key equals ``key``, or ``default``.
 
         Raises: TypeError for a non-number, ValueError for NaN.
@@ -379,18 +421,18 @@ class KeyValueIndex(IndexBase):
         i = self._find(key)
         return default if i < 0 else self._value_at(i)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Number) -> Any:
         """Value of the first entry whose key equals ``key``. Raises KeyError when absent."""
         i = self._find(key)
         if i < 0:
             raise KeyError(key)
         return self._value_at(i)
 
-    def __contains__(self, key) -> bool:
+    def __contains__(self, key: object) -> bool:
         """True when some key equals ``key`` exactly. Raises ValueError for NaN."""
         return self._find(key) >= 0
 
-    def contains(self, queries) -> np.ndarray:
+    def contains(self, queries: ArrayLike) -> NDArray[np.bool_]:
         """Boolean array: does each query equal some key exactly. Shape of ``queries``.
 
         Raises: TypeError for non-numbers, ValueError for NaN.
@@ -398,7 +440,7 @@ class KeyValueIndex(IndexBase):
         arr = as_query_array(queries)
         return self._find_array(arr) >= 0
 
-    def get_batch(self, queries, default=0):
+    def get_batch(self, queries: ArrayLike, default: Any = 0) -> tuple[NDArray[Any], NDArray[np.bool_]]:
         """``(values, found)`` for every query: the first matching entry's value, or ``default``.
 
         Both arrays have the shape of ``queries``; ``values`` has the values' dtype.
@@ -417,7 +459,7 @@ class KeyValueIndex(IndexBase):
         out[~found] = default
         return out, found
 
-    def lower_bound_loop(self, q) -> np.ndarray:
+    def lower_bound_loop(self, q: ArrayLike) -> NDArray[np.int64]:
         """:meth:`lower_bound` of an array-like, one lookup after another: SOSD's loop mode,
         without the batch kernels' interleaving or the sorted-batch path, to measure single
         lookups (``python -m bench``, :func:`learnedidx.tune`). Same answers and errors as
@@ -435,7 +477,7 @@ class KeyValueIndex(IndexBase):
         path already answers one lookup after another (it is then that path)."""
         return type(self)._search_loop is not KeyValueIndex._search_loop
 
-    def range(self, lo, hi):
+    def range(self, lo: Number, hi: Number) -> tuple[NDArray[Any], NDArray[Any]]:
         """``(keys, values)`` of the entries with ``lo <= key < hi``, as read-only views.
 
         Complexity: two lower-bound searches, plus O(k) when values are positions.
@@ -608,7 +650,12 @@ class LearnedIndex(KeyValueIndex):
 
         return batch_answers(queries, mode, len(keys), self.config.parallel_threshold, run)
 
-    def predict(self, q):
+    @overload
+    def predict(self, q: Number) -> tuple[int, int, int]: ...
+    @overload
+    def predict(self, q: Queries) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]: ...
+
+    def predict(self, q: Number | Queries) -> tuple[int, int, int] | tuple[NDArray[np.int64], ...]:
         """The model's guess for ``lower_bound(q)``: ``(pos, lo, hi)`` with the window ``[lo, hi]``.
 
         The contract (``docs/design.md``, "Windows"): for every key k in the index,

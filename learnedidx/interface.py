@@ -2,10 +2,10 @@
 
 :class:`SortedIndex` is what a caller may rely on for any index (the learned ones, the
 baselines and an index of your own tested with :mod:`learnedidx.testing`);
-:class:`UpdatableIndex` adds the writes of :class:`~learnedidx.DynamicRMI`. Both are
+:class:`UpdatableIndex` adds the writes of :class:`learnedidx.DynamicRMI`. Both are
 ``runtime_checkable``: ``isinstance(idx, SortedIndex)`` checks that every member exists (not
-their signatures). :class:`~learnedidx.KeyValueIndex` is the static base class that provides
-them over a subclass's search kernels; :class:`~learnedidx.IndexBase`, beneath it, holds only
+their signatures). :class:`learnedidx.KeyValueIndex` is the static base class that provides
+them over a subclass's search kernels; :class:`learnedidx.IndexBase`, beneath it, holds only
 what an updatable index shares with it (repr, saving and loading).
 
 >>> import numpy as np
@@ -18,9 +18,21 @@ what an updatable index shares with it (repr, saving and loading).
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import os
+from collections.abc import Iterator
+from typing import Any, Protocol, TypeAlias, overload, runtime_checkable
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+#: One query or key: a Python or numpy integer or float (compared exactly, whatever the key dtype).
+Number: TypeAlias = int | float | np.integer | np.floating
+#: A batch of queries: a numpy array, or a (nested) list or tuple of numbers; answers keep its shape.
+Queries: TypeAlias = np.ndarray | list | tuple
+#: A key as iteration and ``find_*`` return it: a Python int (integer keys) or float.
+Key: TypeAlias = int | float
+#: A file path, as ``save`` and ``load`` take it.
+StrPath: TypeAlias = str | os.PathLike[str]
 
 
 @runtime_checkable
@@ -37,10 +49,10 @@ class SortedIndex(Protocol):
     def __len__(self) -> int:
         """Number of keys, duplicates included."""
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Number) -> Any:
         """The value of the first entry equal to ``key``; KeyError when there is none."""
 
-    def __contains__(self, key) -> bool:
+    def __contains__(self, key: object) -> bool:
         """True when some key equals ``key``."""
 
     @property
@@ -51,61 +63,82 @@ class SortedIndex(Protocol):
     def values(self) -> np.ndarray:
         """The values in key order, read-only."""
 
-    def lower_bound(self, q):
+    @overload
+    def lower_bound(self, q: Number) -> int: ...
+    @overload
+    def lower_bound(self, q: Queries) -> NDArray[np.int64]: ...
+
+    def lower_bound(self, q: Number | Queries) -> int | NDArray[np.int64]:
         """``np.searchsorted(keys, q, side="left")``: an int, or an int64 array shaped like q."""
 
-    def upper_bound(self, q):
+    @overload
+    def upper_bound(self, q: Number) -> int: ...
+    @overload
+    def upper_bound(self, q: Queries) -> NDArray[np.int64]: ...
+
+    def upper_bound(self, q: Number | Queries) -> int | NDArray[np.int64]:
         """``np.searchsorted(keys, q, side="right")``: an int, or an int64 array shaped like q."""
 
-    def get(self, key, default=None):
+    def get(self, key: Number, default: Any = None) -> Any:
         """The value of the first entry equal to ``key``, or ``default``."""
 
-    def contains(self, queries) -> np.ndarray:
+    def contains(self, queries: ArrayLike) -> NDArray[np.bool_]:
         """A bool array shaped like ``queries``: which of them are keys."""
 
-    def get_batch(self, queries, default=0):
+    def get_batch(self, queries: ArrayLike, default: Any = 0) -> tuple[NDArray[Any], NDArray[np.bool_]]:
         """``(values, found)``: each query's value (``default`` where absent) and the mask."""
 
-    def range(self, lo, hi):
+    def range(self, lo: Number, hi: Number) -> tuple[NDArray[Any], NDArray[Any]]:
         """``(keys, values)`` of every entry with ``lo <= key < hi``."""
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Key]:
         """The keys in order, as Python numbers."""
 
-    def __reversed__(self):
+    def __reversed__(self) -> Iterator[Key]:
         """The keys in descending order."""
 
-    def items(self):
+    def items(self) -> Iterator[tuple[Key, Any]]:
         """``(key, value)`` pairs in key order."""
 
-    def bisect_left(self, q):
+    @overload
+    def bisect_left(self, q: Number) -> int: ...
+    @overload
+    def bisect_left(self, q: Queries) -> NDArray[np.int64]: ...
+
+    def bisect_left(self, q: Number | Queries) -> int | NDArray[np.int64]:
         """Alias of ``lower_bound``."""
 
-    def bisect_right(self, q):
+    @overload
+    def bisect_right(self, q: Number) -> int: ...
+    @overload
+    def bisect_right(self, q: Queries) -> NDArray[np.int64]: ...
+
+    def bisect_right(self, q: Number | Queries) -> int | NDArray[np.int64]:
         """Alias of ``upper_bound``."""
 
-    def count(self, key) -> int:
+    def count(self, key: Number) -> int:
         """Number of keys equal to ``key``."""
 
-    def irange(self, minimum=None, maximum=None, inclusive=(True, True), reverse=False):
+    def irange(self, minimum: Number | None = None, maximum: Number | None = None,
+               inclusive: tuple[bool, bool] = (True, True), reverse: bool = False) -> Iterator[Key]:
         """The keys between two bounds, lazily (``SortedList.irange``)."""
 
-    def find_lt(self, q):
+    def find_lt(self, q: Number) -> Key | None:
         """The largest key ``< q``, or None."""
 
-    def find_le(self, q):
+    def find_le(self, q: Number) -> Key | None:
         """The largest key ``<= q``, or None."""
 
-    def find_gt(self, q):
+    def find_gt(self, q: Number) -> Key | None:
         """The smallest key ``> q``, or None."""
 
-    def find_ge(self, q):
+    def find_ge(self, q: Number) -> Key | None:
         """The smallest key ``>= q``, or None."""
 
     def size_in_bytes(self) -> int:
         """Bytes of the structure beyond the key and value arrays."""
 
-    def save(self, path) -> None:
+    def save(self, path: StrPath) -> None:
         """Write the index to ``path`` (read back by :func:`learnedidx.load`)."""
 
     def _check(self) -> None:
@@ -116,19 +149,19 @@ class SortedIndex(Protocol):
 class UpdatableIndex(SortedIndex, Protocol):
     """A :class:`SortedIndex` that takes writes; every read sees every earlier write."""
 
-    def __setitem__(self, key, value) -> None:
+    def __setitem__(self, key: Number, value: Any) -> None:
         """Insert or overwrite ``key``."""
 
-    def __delitem__(self, key) -> None:
+    def __delitem__(self, key: Number) -> None:
         """Remove ``key``; KeyError when absent."""
 
-    def pop(self, key, default=...):
+    def pop(self, key: Number, default: Any = ...) -> Any:
         """Remove ``key`` and return its value (``default`` when absent, if given)."""
 
-    def update(self, keys, values) -> None:
+    def update(self, keys: ArrayLike, values: ArrayLike) -> None:
         """Insert or overwrite a batch of keys (the last value of a repeated key wins)."""
 
-    def delete(self, keys, missing: str = "raise") -> int:
+    def delete(self, keys: ArrayLike, missing: str = "raise") -> int:
         """Remove a batch of keys; return how many were removed."""
 
 
@@ -148,4 +181,4 @@ def members(protocol) -> list:
 _CONTAINER_METHODS = {"__len__", "__getitem__", "__contains__", "__setitem__", "__delitem__", "__iter__",
                       "__reversed__"}
 
-__all__ = ["SortedIndex", "UpdatableIndex", "members"]
+__all__ = ["SortedIndex", "UpdatableIndex", "members", "Number", "Queries", "Key", "StrPath"]

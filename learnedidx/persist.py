@@ -8,8 +8,8 @@
 2
 
 An index declares its state as a JSON-able ``config`` dict and named numpy arrays
-(:meth:`IndexBase._state`), and rebuilds itself from them without training
-(:meth:`IndexBase._from_state`). A class joins by :func:`register`-ing a stable type name,
+(:meth:`learnedidx.IndexBase._state`), and rebuilds itself from them without training
+(:meth:`learnedidx.IndexBase._from_state`). A class joins by :func:`register`-ing a stable type name,
 which the file records; :func:`load` rebuilds any registered class.
 
 File layout (format version 1; every integer little-endian):
@@ -56,9 +56,9 @@ and checked there, so bytes written into the file later can change at worst keys
 (answers near them, never a crash). Truncating a mapped file or copying another over it in
 place makes the next access to the lost pages fault (SIGBUS), as with every mmap-based store
 (numpy memmap, LMDB): replace a live file by writing a new one and renaming it over the old,
-as :meth:`IndexBase.save` does (the mapping keeps the old file's pages).
+as :meth:`learnedidx.IndexBase.save` does (the mapping keeps the old file's pages).
 
-**Atomic saves.** :meth:`IndexBase.save` writes a temporary file in the target directory,
+**Atomic saves.** :meth:`learnedidx.IndexBase.save` writes a temporary file in the target directory,
 flushes and fsyncs it, then renames it over the target: a crash leaves the old file or the new
 one, never half of one. A process killed mid-save leaves its temporary file behind
 (``.{name}.{pid}.{random}.tmp`` beside the target); the next save of the same target deletes
@@ -79,6 +79,9 @@ import sys
 import zlib
 
 import numpy as np
+
+from .base import IndexBase
+from .interface import SortedIndex, StrPath
 
 __all__ = ["IndexFileError", "load", "save", "register", "registered", "FORMAT_VERSION", "MAGIC"]
 
@@ -124,7 +127,7 @@ def register(cls_or_name, name: str | None = None):
     ``register(BTree, "baselines.BTree")``, or as a decorator ``@register("baselines.BTree")``.
     The name is written in every file and must never change; the default is
     ``"<top-level package>.<class name>"``. The class must implement
-    :meth:`IndexBase._restore` (and extend :meth:`IndexBase._state` when it has state
+    :meth:`learnedidx.IndexBase._restore` (and extend :meth:`learnedidx.IndexBase._state` when it has state
     beyond its keys and values). Returns the class.
 
     Raises:
@@ -245,8 +248,8 @@ def _write_all(fd: int, data) -> None:
         view = view[written:]
 
 
-def save(index, path) -> None:
-    """Write ``index`` to ``path`` atomically; see :meth:`IndexBase.save`."""
+def save(index: IndexBase, path: StrPath) -> None:
+    """Write ``index`` to ``path`` atomically; see :meth:`learnedidx.IndexBase.save`."""
     path = os.fspath(path)
     cls = type(index)
     index_type = _NAMES.get(cls)
@@ -368,8 +371,8 @@ def _fsync_directory(directory: str) -> None:
 # --- loading --------------------------------------------------------------------------------
 
 
-def load(path, mmap: bool = True, verify: bool | None = None):
-    """Open an index saved with :meth:`IndexBase.save`; it answers exactly as the saved one.
+def load(path: StrPath, mmap: bool = True, verify: bool | None = None) -> SortedIndex:
+    """Open an index saved with :meth:`learnedidx.IndexBase.save`; it answers exactly as the saved one.
 
     Args:
         path: the file.
@@ -387,7 +390,9 @@ def load(path, mmap: bool = True, verify: bool | None = None):
             sections are always verified (see the module docstring for why and what is left).
 
     Complexity: O(header + model sections) with ``mmap=True, verify=False``; O(file size)
-    otherwise. Never retrains or compiles: the kernels come from Numba's cache.
+    otherwise. Never retrains. Milliseconds when Numba's cache holds the kernels for the key
+    dtype (any earlier process on this machine used them, or ``python -m learnedidx warmup``);
+    on a cold cache the first lookups compile them first, seconds each.
 
     Raises:
         OSError: the file is missing (FileNotFoundError), a directory, or unreadable.

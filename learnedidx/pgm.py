@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _pgm_kernels as K
 from ._pointers import address
@@ -142,8 +144,8 @@ class PGM(LearnedIndex):
     name = "PGM"
     _native_find = True
 
-    def __init__(self, keys, values=None, *, config: PGMConfig | None = None, assume_sorted: bool = False,
-                 copy: bool = True, **config_fields):
+    def __init__(self, keys: ArrayLike, values: ArrayLike | None = None, *, config: PGMConfig | None = None,
+                 assume_sorted: bool = False, copy: bool = True, **config_fields: Any) -> None:
         super().__init__(keys, values, assume_sorted=assume_sorted, copy=copy, config=config, **config_fields)
 
     def _build(self, config=None, **fields):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _radix_spline_kernels as K
 from .arrays import RadixSplineArrays
@@ -177,8 +179,8 @@ class RadixSpline(LearnedIndex):
 
     Raises:
         TypeError: a config and config keywords together, unknown keywords, or a wrongly typed
-            hyperparameter. ValueError: an invalid hyperparameter, or invalid keys/values (see
-            KeyValueIndex).
+            hyperparameter.
+        ValueError: an invalid hyperparameter, or invalid keys/values (see KeyValueIndex).
 
     >>> import numpy as np
     >>> idx = RadixSpline(np.array([10, 20, 20, 40], dtype=np.uint64))
@@ -189,8 +191,8 @@ class RadixSpline(LearnedIndex):
     name = "RadixSpline"
     _native_find = True
 
-    def __init__(self, keys, values=None, *, config: RadixSplineConfig | None = None, assume_sorted: bool = False,
-                 copy: bool = True, **config_fields):
+    def __init__(self, keys: ArrayLike, values: ArrayLike | None = None, *, config: RadixSplineConfig | None = None,
+                 assume_sorted: bool = False, copy: bool = True, **config_fields: Any) -> None:
         super().__init__(keys, values, assume_sorted=assume_sorted, copy=copy, config=config, **config_fields)
 
     def _build(self, config=None, **fields):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _rmi_kernels as K
 from ._coerce import KEY_DTYPES, prepare_keys_values
@@ -275,8 +277,8 @@ class RMI(LearnedIndex):
     name = "RMI"
     _native_find = True
 
-    def __init__(self, keys, values=None, *, config: RMIConfig | None = None, assume_sorted: bool = False,
-                 copy: bool = True, **config_fields):
+    def __init__(self, keys: ArrayLike, values: ArrayLike | None = None, *, config: RMIConfig | None = None,
+                 assume_sorted: bool = False, copy: bool = True, **config_fields: Any) -> None:
         super().__init__(keys, values, assume_sorted=assume_sorted, copy=copy, config=config, **config_fields)
 
     def _build(self, config=None, **fields):
@@ -285,8 +287,9 @@ class RMI(LearnedIndex):
         self._choose_kernels()
 
     @classmethod
-    def from_arrays(cls, keys, arrays: RMIArrays, config: RMIConfig, stats: dict, values=None, *,
-                    assume_sorted: bool = False, copy: bool = True, verify: bool = True) -> "RMI":
+    def from_arrays(cls, keys: ArrayLike, arrays: RMIArrays, config: RMIConfig, stats: dict,
+                    values: ArrayLike | None = None, *, assume_sorted: bool = False, copy: bool = True,
+                    verify: bool = True) -> RMI:
         """An RMI over ``keys`` from trained arrays (another RMI's :attr:`arrays` and :attr:`stats`,
         refitted or loaded), without training.
 

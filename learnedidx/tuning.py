@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._coerce import prepare_keys_values
 from .base import KeyValueIndex
@@ -92,8 +94,9 @@ def candidates(n: int) -> list:
     return out
 
 
-def tune(keys, values=None, *, max_bytes=None, seed=0, objective="batch", time_budget=30.0,
-         assume_sorted=False, copy=True) -> KeyValueIndex:
+def tune(keys: ArrayLike, values: ArrayLike | None = None, *, max_bytes: int | None = None, seed: int | None = 0,
+         objective: Literal["batch", "loop"] = "batch", time_budget: float = 30.0, assume_sorted: bool = False,
+         copy: bool = True) -> KeyValueIndex:
     """The fastest learned index over ``keys`` whose structure takes at most ``max_bytes``.
 
     Builds each candidate of :func:`candidates` (PGM epsilons, RadixSpline epsilons, RMI stage

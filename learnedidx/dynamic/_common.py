@@ -4,14 +4,18 @@ value views the kernels move and the delta's starting size."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
 
 MISSING = object()  #: "no value" where None is a valid value
 INITIAL_CHUNKS = 4  #: chunks of a new, empty delta
 
 
-def serialized(method):
+def serialized(method: _Method) -> _Method:
     """``method`` run holding the index's lock: one call at a time per index, so a reader
     never sees a write half done and two writers never interleave (see the class doc)."""
 
@@ -20,7 +24,7 @@ def serialized(method):
         with self._lock:
             return method(self, *args, **kwargs)
 
-    return locked
+    return locked  # type: ignore[return-value]  # same signature (functools.wraps)
 
 
 def value_view_dtype(dtype: np.dtype) -> np.dtype:

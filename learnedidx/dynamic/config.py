@@ -36,7 +36,7 @@ class DynamicConfig:
             one more search step per lookup). Default 1.0.
         chunk_size: keys per delta chunk: an insert shifts up to this many keys, a lookup does
             a binary search of this many. Default 128, at most 65536.
-        rmi: the :class:`~learnedidx.RMIConfig` of the main index, whose leaves stay lines
+        rmi: the :class:`learnedidx.RMIConfig` of the main index, whose leaves stay lines
             (merges refit them in place; its ``max_window`` is not used). Its
             ``parallel_threshold`` also decides when a write batch's search and its insert into
             the delta, a merge and its refit use every thread (as two halves).

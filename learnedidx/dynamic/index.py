@@ -6,13 +6,16 @@ import dataclasses
 import math
 import threading
 import time
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _directory, _layout, _merge, _scalar, _tombstones
 from .._coerce import key_dtype_for, prepare_keys_values
 from .._pointers import address
 from ..base import IndexBase, compiled_entry
+from ..interface import StrPath
 from ..persist import register
 from ..arrays import Delta, RMIArrays, Tombstones
 from ..models import no_hybrid
@@ -124,8 +127,9 @@ class DynamicRMI(Writing, Reading, IndexBase):
 
     # --- construction -------------------------------------------------------------------------
 
-    def __init__(self, keys=None, values=None, *, dtype=None, value_dtype=None, config=None,
-                 copy=True, **options):
+    def __init__(self, keys: ArrayLike | None = None, values: ArrayLike | None = None, *,
+                 dtype: DTypeLike | None = None, value_dtype: DTypeLike | None = None,
+                 config: DynamicConfig | None = None, copy: bool = True, **options: Any) -> None:
         start = time.perf_counter_ns()
         self.config = make_config(config, options)
         if keys is None:
@@ -455,7 +459,7 @@ class DynamicRMI(Writing, Reading, IndexBase):
     # --- saving, loading, pickling --------------------------------------------------------------
 
     @serialized
-    def save(self, path) -> None:
+    def save(self, path: StrPath) -> None:
         """Write the index to ``path`` atomically, as :meth:`KeyValueIndex.save`; writes from
         other threads wait until the file is written."""
         super().save(path)

@@ -3,7 +3,10 @@ read applies the write buffer first where it needs ranks."""
 
 from __future__ import annotations
 
+from typing import Any, overload
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _directory, _layout, _reads
 from .._coerce import (
@@ -20,11 +23,12 @@ from .._modes import FIND, NOT_FOUND
 from .._rmi_kernels import GROUP
 from .._search import group_buffers
 from .._threads import run_sliced
+from ..interface import Number, Queries
 from ._common import MISSING, serialized
 
 
 class Reading:
-    """The read methods of :class:`~learnedidx.DynamicRMI` (a mixin: the class owns the state)."""
+    """The read methods of :class:`learnedidx.DynamicRMI` (a mixin: the class owns the state)."""
 
     @serialized
     def __len__(self) -> int:
@@ -32,6 +36,11 @@ class Reading:
         if self._log_set or self._log_del:
             self._flush()
         return len(self._keys) - self._t + int(self._delta.state[_layout.D_KEYS])
+
+    def _atomic(self):
+        """The index's lock: a method making several reads (``items``, ``irange``, ``count``,
+        ``find_*``) holds it across them, so no write lands between."""
+        return self._lock
 
     @serialized
     def _snapshot(self):
@@ -67,7 +76,12 @@ class Reading:
         """The values in key order (read-only). O(n) after a write, then cached."""
         return self._snapshot()[1]
 
-    def lower_bound(self, q):
+    @overload
+    def lower_bound(self, q: Number) -> int: ...
+    @overload
+    def lower_bound(self, q: Queries) -> NDArray[np.int64]: ...
+
+    def lower_bound(self, q: Number | Queries) -> int | NDArray[np.int64]:
         """Number of keys ``< q`` in the current contents, exactly (see KeyValueIndex).
 
         Applies the write buffer first. Complexity O(RMI lookup + log d + log C).
@@ -79,7 +93,12 @@ class Reading:
                 return self._entries[0](self._haddr, q, LEFT)
             return self._answer(q, LEFT)
 
-    def upper_bound(self, q):
+    @overload
+    def upper_bound(self, q: Number) -> int: ...
+    @overload
+    def upper_bound(self, q: Queries) -> NDArray[np.int64]: ...
+
+    def upper_bound(self, q: Number | Queries) -> int | NDArray[np.int64]:
         """Number of keys ``<= q`` in the current contents, exactly; as :meth:`lower_bound`."""
         with self._lock:
             if self._log_set or self._log_del:
@@ -155,7 +174,7 @@ class Reading:
         k = self._read_key(q)
         return -1 if k is None else self._search_scalar(k, 2)
 
-    def get(self, key, default=None):
+    def get(self, key: Number, default: Any = None) -> Any:
         """Value of ``key``, or ``default``. Sees buffered writes; O(1) for those, else one
         lookup in main and, for keys not there, one in the delta.
 
@@ -192,14 +211,14 @@ class Reading:
             return default
         return self._values[loc] if loc >= 0 else self._dv_flat[-2 - loc]
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Number) -> Any:
         """Value of ``key``. Raises KeyError when absent (ValueError for NaN)."""
         value = self.get(key, MISSING)
         if value is MISSING:
             raise KeyError(key)
         return value
 
-    def __contains__(self, key) -> bool:
+    def __contains__(self, key: object) -> bool:
         """True when ``key`` is present. Raises ValueError for NaN."""
         return self.get(key, MISSING) is not MISSING
 
@@ -231,13 +250,13 @@ class Reading:
         return values, found, arr.shape
 
     @serialized
-    def contains(self, queries) -> np.ndarray:
+    def contains(self, queries: ArrayLike) -> NDArray[np.bool_]:
         """Boolean array: is each query a key. Applies the write buffer first."""
         _, found, shape = self._lookup(queries)
         return found.reshape(shape)
 
     @serialized
-    def get_batch(self, queries, default=0):
+    def get_batch(self, queries: ArrayLike, default: Any = 0) -> tuple[NDArray[Any], NDArray[np.bool_]]:
         """``(values, found)`` for every query (shape of ``queries``); ``default`` where absent.
 
         Applies the write buffer first. Complexity: one batch RMI search (interleaved, on every
@@ -251,7 +270,7 @@ class Reading:
         return values.reshape(shape), found.reshape(shape)
 
     @serialized
-    def range(self, lo, hi):
+    def range(self, lo: Number, hi: Number) -> tuple[NDArray[Any], NDArray[Any]]:
         """``(keys, values)`` of the entries with ``lo <= key < hi``, as read-only copies.
 
         Complexity: two rank searches plus O(k) for k entries. Raises as :meth:`lower_bound`.

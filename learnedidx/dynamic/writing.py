@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _batches, _delta, _layout, _merge, _tombstones
 from .._coerce import (
@@ -20,6 +22,7 @@ from .._coerce import (
     reject_nan,
 )
 from .._threads import run_sliced, threads_for
+from ..interface import Number
 from ..rmi import RMI
 from ._common import INITIAL_CHUNKS, MISSING, describe_key, serialized, value_view_dtype
 
@@ -75,7 +78,7 @@ def _first_inexact(n: int, forced, exact) -> int:
 
 
 class Writing:
-    """The write methods of :class:`~learnedidx.DynamicRMI` (a mixin: the class owns the state)."""
+    """The write methods of :class:`learnedidx.DynamicRMI` (a mixin: the class owns the state)."""
 
     # --- coercion of written keys and values --------------------------------------------------
 
@@ -197,12 +200,13 @@ class Writing:
 
     # --- writes -------------------------------------------------------------------------------
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: Number, value: Any) -> None:
         """Insert or overwrite ``key``. O(1): the write waits in the buffer (see the class doc).
 
         Raises:
             ValueError: the key is NaN or not exactly representable in the key dtype, or the
-                value does not fit the value dtype. TypeError: a non-number.
+                value does not fit the value dtype.
+            TypeError: a non-number.
         """
         kfast, kmin, kmax, vfast, vmin, vmax, log, dels, limit = self._fast
         if type(key) is not kfast or not kmin <= key <= kmax:
@@ -217,7 +221,7 @@ class Writing:
                 self._flush()
 
     @serialized
-    def __delitem__(self, key):
+    def __delitem__(self, key: Number) -> None:
         """Delete ``key``. Raises KeyError when it is absent (ValueError for NaN, TypeError for
         non-numbers). O(1) when the key waits in the buffer, else one lookup."""
         k = self._read_key(key)
@@ -231,7 +235,7 @@ class Writing:
             self._flush()
 
     @serialized
-    def pop(self, key, default=MISSING):
+    def pop(self, key: Number, default: Any = MISSING) -> Any:
         """Remove ``key`` and return its value; ``default`` when absent, else KeyError."""
         k = self._read_key(key)
         value = MISSING
@@ -251,7 +255,7 @@ class Writing:
         return value
 
     @serialized
-    def update(self, keys, values) -> None:
+    def update(self, keys: ArrayLike, values: ArrayLike) -> None:
         """Insert or overwrite every key (a batch upsert); within the batch the last value wins.
 
         Complexity O(b log b) to sort b keys, O(b log(n / b)) to find them in main, O(b C) or
@@ -260,7 +264,10 @@ class Writing:
         Raises:
             ValueError: keys and values of different lengths or not 1-D, a NaN key, a key not
                 exactly representable in the key dtype, a value that does not fit the value
-                dtype. TypeError: non-numbers. Nothing is written when it raises.
+                dtype.
+            TypeError: non-numbers.
+
+        Nothing is written when it raises.
         """
         k = self._write_keys(keys)
         v = self._write_values(values, len(k))
@@ -268,7 +275,7 @@ class Writing:
         self._upsert(k, v, unique=False)
 
     @serialized
-    def delete(self, keys, missing: str = "raise") -> int:
+    def delete(self, keys: ArrayLike, missing: str = "raise") -> int:
         """Delete every key of a batch; returns how many were deleted.
 
         ``missing="raise"`` raises KeyError naming the absent keys and deletes nothing;
@@ -276,8 +283,9 @@ class Writing:
         absent. Complexity O(b log b + b log(n / b) + d), plus any merge.
 
         Raises:
-            KeyError: absent keys with ``missing="raise"``. ValueError: a NaN key, a bad
-            ``missing``. TypeError: non-numbers.
+            KeyError: absent keys with ``missing="raise"``.
+            ValueError: a NaN key, a bad ``missing``.
+            TypeError: non-numbers.
         """
         if missing not in ("raise", "ignore"):
             raise ValueError(f"missing must be 'raise' or 'ignore', got {missing!r}")
@@ -472,7 +480,7 @@ class Writing:
         """Apply the write buffer, then merge the delta and tombstones into main (refitting the
         leaves, or retraining fully when they degrade). Answers never change.
 
-        Called automatically (see :class:`DynamicConfig`); call it to pay the pause now.
+        Called automatically (see :class:`learnedidx.DynamicConfig`); call it to pay the pause now.
         Complexity O(n + d * stages), plus a full training when one is due.
         """
         if self._log_set or self._log_del:

@@ -15,10 +15,14 @@ import math
 
 import numpy as np
 
+from ..base import IndexBase, KeyValueIndex
 from ..interface import SortedIndex, members
 from .strategies import ALL_KEY_DTYPES, interesting_queries, key_arrays, query_arrays
 
 _MEMBERS = members(SortedIndex)  #: what check_index requires an index to have
+#: What a KeyValueIndex subclass must implement: (the base class defining it, the signature).
+_REQUIRED = {"_search_array": (KeyValueIndex, "_search_array(self, queries: np.ndarray, mode: int) -> np.ndarray"),
+             "size_in_bytes": (IndexBase, "size_in_bytes(self) -> int")}
 
 
 def _py(x):
@@ -55,19 +59,25 @@ def check_index(factory, keys, values=None, queries=None) -> None:
     the caller's arrays are untouched, and the errors for NaN and non-numeric queries.
 
     Raises:
-        AssertionError: naming the method, query and both answers on the first disagreement.
+        AssertionError: naming the index's class (``type(index).__name__``), the method, the
+            query and both answers on the first disagreement, or the methods a
+            ``KeyValueIndex`` subclass left unimplemented.
     """
     keys = np.asarray(keys)
     if values is None:
         values = np.arange(len(keys), dtype=np.int64) * 10 + 7
     keys_before, values_before = keys.copy(), values.copy()
     idx = factory(keys, values)
-    assert np.array_equal(keys, keys_before, equal_nan=True), "the index modified the caller's keys"
-    assert np.array_equal(values, values_before), "the index modified the caller's values"
+    name = type(idx).__name__  # not idx.name: a subclass inherits its base class's name
+    assert np.array_equal(keys, keys_before, equal_nan=True), f"{name} modified the caller's keys"
+    assert np.array_equal(values, values_before), f"{name} modified the caller's values"
+    if isinstance(idx, KeyValueIndex):
+        unimplemented = [sig for method, (base, sig) in _REQUIRED.items()
+                         if getattr(type(idx), method) is getattr(base, method)]
+        assert not unimplemented, f"{name}: a KeyValueIndex subclass must implement {' and '.join(unimplemented)}"
     widened = keys.astype(np.float32) if keys.dtype == np.float16 else keys
     ref = _Reference(widened, values)
     n = len(ref.keys)
-    name = getattr(idx, "name", type(idx).__name__)
     missing = [m for m in _MEMBERS if not hasattr(idx, m)]
     assert not missing, f"{name}: not a learnedidx.interface.SortedIndex, it lacks {missing}"
 
@@ -77,7 +87,10 @@ def check_index(factory, keys, values=None, queries=None) -> None:
     assert not idx.keys.flags.writeable, f"{name}: keys must be read-only"
     size = idx.size_in_bytes()
     assert isinstance(size, (int, np.integer)) and size >= 0, f"{name}: size_in_bytes() = {size!r}"
-    idx._check()
+    try:
+        idx._check()
+    except AssertionError as exc:  # the base class's invariant messages do not name the class
+        raise AssertionError(f"{name}._check(): {exc}") from exc
 
     qs = [_py(q) for q in (interesting_queries(ref.keys_np) if queries is None else queries)]
     for q in qs:
@@ -145,7 +158,8 @@ def _check_scalar(idx, ref, q, name):
     default = object()
     got = idx.get(q, default)
     if present:
-        assert got is not default and got == ref.values_np[i], f"{name}.get({q!r}) = {got!r}, expected {ref.values_np[i]!r}"
+        expected = ref.values_np[i]
+        assert got is not default and got == expected, f"{name}.get({q!r}) = {got!r}, expected {expected!r}"
         assert idx[q] == ref.values_np[i], f"{name}[{q!r}] = {idx[q]!r}"
     else:
         assert got is default, f"{name}.get({q!r}) = {got!r} for an absent key"

@@ -9,13 +9,13 @@ Subclass :class:`UpdatableIndexMachine`, set ``index_factory``, and run its ``Te
 >>> TestDynamicRMI = DynamicRMIMachine.TestCase
 >>> TestDynamicRMI.settings = settings(max_examples=20, stateful_step_count=30, deadline=None)
 
-Needs ``sortedcontainers`` besides Hypothesis. The index must be a map with unique keys: ``idx[k] = v``, ``del idx[k]``, ``pop``, ``get``,
-``[]``, ``in``, ``len``, ``keys``, ``values``, ``lower_bound``/``upper_bound`` (scalars and
-arrays), ``range(lo, hi)``, ``get_batch``, ``contains``, ``update(keys, values)``,
-``delete(keys, missing=...)`` and an invariant checker ``_check()``. Every rule compares the
-answer with a ``sortedcontainers.SortedDict`` holding the same entries; ``_check()`` runs
-after every step (so it must not change what the index holds). A failure prints the shortest
-sequence of calls that reproduces it.
+Needs ``sortedcontainers`` besides Hypothesis. The index must be a map with unique keys:
+``idx[k] = v``, ``del idx[k]``, ``pop``, ``get``, ``[]``, ``in``, ``len``, ``keys``, ``values``,
+``lower_bound``/``upper_bound`` (scalars and arrays), ``range(lo, hi)``, ``get_batch``,
+``contains``, ``update(keys, values)``, ``delete(keys, missing=...)`` and an invariant checker
+``_check()``. Every rule compares the answer with a ``sortedcontainers.SortedDict`` holding the
+same entries; ``_check()`` runs after every step (so it must not change what the index holds).
+A failure names the index's class and prints the shortest sequence of calls that reproduces it.
 """
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ class UpdatableIndexMachine(RuleBasedStateMachine):
 
     # --- helpers ------------------------------------------------------------------------------
 
+    @property
+    def _name(self) -> str:
+        """The class of the index under test, for failure messages."""
+        return type(self.index).__name__
+
     def _key(self):
         return st.one_of(self.keys, KEYS)
 
@@ -107,37 +112,37 @@ class UpdatableIndexMachine(RuleBasedStateMachine):
         except KeyError:
             pass
         else:
-            raise AssertionError(f"del index[{k!r}] of an absent key did not raise KeyError")
+            raise AssertionError(f"del {self._name}[{k!r}] of an absent key did not raise KeyError")
 
     @rule(k=keys, default=st.sampled_from([None, -1]))
     def pop(self, k, default):
         expected = self.model.pop(k, default)
         got = self.index.pop(k, default)
-        assert got == expected, f"pop({k!r}, {default!r}) = {got!r}, expected {expected!r}"
+        assert got == expected, f"{self._name}.pop({k!r}, {default!r}) = {got!r}, expected {expected!r}"
         if default is None and k not in self.model:
             try:
                 self.index.pop(k)
             except KeyError:
                 pass
             else:
-                raise AssertionError(f"pop({k!r}) of an absent key did not raise KeyError")
+                raise AssertionError(f"{self._name}.pop({k!r}) of an absent key did not raise KeyError")
 
     @rule(data=st.data())
     def get(self, data):
         k = data.draw(self._key(), label="key")
         expected = self.model.get(k, "absent")
         got = self.index.get(k, "absent")
-        assert got == expected, f"get({k!r}) = {got!r}, expected {expected!r}"
-        assert (k in self.index) == (k in self.model), f"({k!r} in index) is {k not in self.model}"
+        assert got == expected, f"{self._name}.get({k!r}) = {got!r}, expected {expected!r}"
+        assert (k in self.index) == (k in self.model), f"({k!r} in {self._name}) is {k not in self.model}"
         if k in self.model:
-            assert self.index[k] == expected, f"index[{k!r}] = {self.index[k]!r}, expected {expected!r}"
+            assert self.index[k] == expected, f"{self._name}[{k!r}] = {self.index[k]!r}, expected {expected!r}"
         else:
             try:
                 self.index[k]
             except KeyError:
                 pass
             else:
-                raise AssertionError(f"index[{k!r}] of an absent key did not raise KeyError")
+                raise AssertionError(f"{self._name}[{k!r}] of an absent key did not raise KeyError")
 
     @rule(data=st.data())
     def range(self, data):
@@ -145,9 +150,9 @@ class UpdatableIndexMachine(RuleBasedStateMachine):
         hi = data.draw(self._key(), label="hi")
         got_k, got_v = self.index.range(lo, hi)
         exp_k = list(self.model.irange(lo, hi, inclusive=(True, False)))
-        assert list(got_k) == exp_k, f"range({lo!r}, {hi!r}) keys {list(got_k)} != {exp_k}"
+        assert list(got_k) == exp_k, f"{self._name}.range({lo!r}, {hi!r}) keys {list(got_k)} != {exp_k}"
         exp_v = [self.model[k] for k in exp_k]
-        assert list(got_v) == exp_v, f"range({lo!r}, {hi!r}) values {list(got_v)} != {exp_v}"
+        assert list(got_v) == exp_v, f"{self._name}.range({lo!r}, {hi!r}) values {list(got_v)} != {exp_v}"
 
     @rule(data=st.data())
     def lower_bound(self, data):
@@ -155,7 +160,7 @@ class UpdatableIndexMachine(RuleBasedStateMachine):
         for method, expected in (("lower_bound", self.model.bisect_left(q)),
                                  ("upper_bound", self.model.bisect_right(q))):
             got = getattr(self.index, method)(q)
-            assert got == expected, f"{method}({q!r}) = {got}, expected {expected}"
+            assert got == expected, f"{self._name}.{method}({q!r}) = {got}, expected {expected}"
 
     @rule(qs=st.lists(KEYS, max_size=20))
     def batch_reads(self, qs):
@@ -163,11 +168,12 @@ class UpdatableIndexMachine(RuleBasedStateMachine):
         for method, fn in (("lower_bound", self.model.bisect_left), ("upper_bound", self.model.bisect_right)):
             got = getattr(self.index, method)(arr)
             expected = [fn(q) for q in qs]
-            assert list(got) == expected, f"{method}({qs}) = {list(got)}, expected {expected}"
+            assert list(got) == expected, f"{self._name}.{method}({qs}) = {list(got)}, expected {expected}"
         values, found = self.index.get_batch(arr, default=-7)
-        assert list(found) == [q in self.model for q in qs], f"get_batch({qs}) found {list(found)}"
-        assert list(values) == [self.model.get(q, -7) for q in qs], f"get_batch({qs}) values {list(values)}"
-        assert list(self.index.contains(arr)) == [q in self.model for q in qs], f"contains({qs})"
+        assert list(found) == [q in self.model for q in qs], f"{self._name}.get_batch({qs}) found {list(found)}"
+        expected = [self.model.get(q, -7) for q in qs]
+        assert list(values) == expected, f"{self._name}.get_batch({qs}) values {list(values)}, expected {expected}"
+        assert list(self.index.contains(arr)) == [q in self.model for q in qs], f"{self._name}.contains({qs})"
 
     @rule(items=st.lists(st.tuples(st.one_of(keys, KEYS), VALUES), max_size=30))
     def batch_update(self, items):
@@ -186,21 +192,24 @@ class UpdatableIndexMachine(RuleBasedStateMachine):
             except KeyError as exc:
                 note(f"KeyError: {exc}")
             else:
-                raise AssertionError(f"delete({ks}) did not raise KeyError for absent keys {absent}")
+                raise AssertionError(f"{self._name}.delete({ks}) did not raise KeyError for absent keys {absent}")
             return  # nothing may have changed: the next rules check that
         count = self.index.delete(arr, missing=missing)
         present = {k for k in ks if k in self.model}
         for k in present:
             del self.model[k]
-        assert count == len(present), f"delete({ks}) returned {count}, expected {len(present)}"
+        assert count == len(present), f"{self._name}.delete({ks}) returned {count}, expected {len(present)}"
 
     @rule()
     def contents(self):
-        assert len(self.index) == len(self.model), f"len {len(self.index)} != {len(self.model)}"
-        assert list(self.index.keys) == list(self.model.keys()), "keys differ"
-        assert list(self.index.values) == list(self.model.values()), "values differ"
+        assert len(self.index) == len(self.model), f"{self._name}: len {len(self.index)} != {len(self.model)}"
+        assert list(self.index.keys) == list(self.model.keys()), f"{self._name}: keys differ"
+        assert list(self.index.values) == list(self.model.values()), f"{self._name}: values differ"
 
     @invariant()
     def check(self):
         if self.index is not None:
-            self.index._check()
+            try:
+                self.index._check()
+            except AssertionError as exc:  # name the class: the index's own messages may not
+                raise AssertionError(f"{self._name}._check(): {exc}") from exc

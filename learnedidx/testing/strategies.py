@@ -6,8 +6,8 @@
 ... def test_sorted(keys): ...
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: ``st.composite`` moves the annotations to a
+# function of hypothesis's, where strings such as "np.ndarray" no longer resolve (the API reference).
 import math
 
 import numpy as np
