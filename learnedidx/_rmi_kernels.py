@@ -497,7 +497,7 @@ def lookup_amac(rmi, keys, queries, out, mode, top, scratch, sstate):
             else:
                 if lo > 0 and keys[lo - 1] >= q:
                     hi = lo - 1
-                    lo = gallop_left(keys, q, 0, hi, False)
+                    lo = gallop_left(keys, q, ZERO, hi, False)
                     hi = lo
                 elif hi < n and keys[hi] < q:
                     lo = gallop_right(keys, q, hi + 1, n, False)

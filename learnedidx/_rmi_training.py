@@ -17,6 +17,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from ._intrinsics import LEAN_JIT
+from ._pointers import mutable_view
 from ._rmi_kernels import (
     LINEAR_WIDTH,
     anchor_bits,
@@ -27,7 +28,7 @@ from ._rmi_kernels import (
     routing_plan,
     window_of,
 )
-from ._search import binary_search
+from ._search import ZERO, binary_search
 
 _JIT = dict(nogil=True, cache=True)
 
@@ -194,6 +195,9 @@ def errors_range(meta, params, pbits, hkeys, hpos, keys, block_start, block_end,
     (the bounds are then wrong), and ``log2_sums[b]`` the sum of log2(|lb(k) - p| + 1) over the
     block's keys (duplicates count; ``table[e]`` is log2(e + 1)). Complexity O(keys * stages).
     """
+    # Writable-typed, as the lookup kernels pass them: the helpers both call compile once.
+    meta, params, pbits = mutable_view(meta), mutable_view(params), mutable_view(pbits)
+    hkeys, hpos, keys = mutable_view(hkeys), mutable_view(hpos), mutable_view(keys)
     depth = meta[0] - 1
     plan = routing_plan(meta, params, pbits, depth)
     size = table.shape[0]
@@ -212,7 +216,7 @@ def errors_range(meta, params, pbits, hkeys, hpos, keys, block_start, block_end,
             stray |= _route(plan, meta, params, pbits, keys[e - 1]) ^ leaf
         first = s
         if s > 0 and keys[s - 1] == keys[s]:  # the block starts inside a run of duplicates
-            first = binary_search(keys, keys[s], 0, s, False)
+            first = binary_search(keys, keys[s], ZERO, s, False)
         prev = keys[s]
         lo = np.int64(1) << 62
         hi = -lo

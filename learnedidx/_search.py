@@ -141,7 +141,7 @@ def leave_window(keys, q, r, lo, hi, right):
     Complexity O(1) when the window brackets the answer, O(log d) otherwise."""
     n = keys.shape[0]
     if r == lo and lo > 0 and not before(keys[lo - 1], q, right):
-        return gallop_left(keys, q, 0, lo - 1, right)
+        return gallop_left(keys, q, ZERO, lo - 1, right)
     if r == hi and hi < n and before(keys[hi], q, right):
         return gallop_right(keys, q, hi + 1, n, right)
     return r
@@ -212,7 +212,7 @@ def prepare_between(keys, q, mode, first, last):
     elif last < q:
         return q, (NOT_FOUND if mode == FIND else keys.shape[0])
     if first >= q:
-        return q, finish(keys, q, 0, mode)
+        return q, finish(keys, q, ZERO, mode)
     return q, NEEDS_SEARCH
 
 
