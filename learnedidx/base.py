@@ -640,7 +640,8 @@ class LearnedIndex(KeyValueIndex):
         """Answers from a family's ``kernels`` module: ``lookup_group`` (lock-step groups of
         ``kernels.GROUP``) or ``lookup_loop``, over ``self._arrays`` and ``self._top``, on
         slices over threads from ``config.parallel_threshold`` queries on."""
-        arrays, keys, top = self._arrays, self._keys, self._top
+        arrays, keys = self._arrays, self._keys
+        top = None if group else self._top
 
         def run(q, o):
             if group:

@@ -365,12 +365,21 @@ class RMI(LearnedIndex):
         for array in self._arrays:
             array.flags.writeable = False  # one Numba type for every index's kernels
         self._addresses = np.array([address(a) for a in self._arrays], dtype=np.int64)
-        self._top = _search_top(self._arrays, self._keys)
+        self._top_value = None  # see _top
         variant = self.config.variant
         if variant == "auto":
             turn = self.config.search != "binary"
             variant = "amac" if turn and self._keys.nbytes > CACHE_RESIDENT_BYTES else "group"
         self._variant = K.VARIANTS[variant]
+
+    @property
+    def _top(self) -> int:
+        """The loop and AMAC kernels' lifting ``top`` (:func:`_search_top`), computed at their
+        first use: a build then does not compile the model's batch kernel for the group
+        kernel's and the scalar path's sake, which never read it."""
+        if self._top_value is None:
+            self._top_value = _search_top(self._arrays, self._keys)
+        return self._top_value
 
     def _scalar_kernel(self):
         args = (address(self._addresses), address(self._keys), np.int64(len(self._arrays.hybrid_keys)))
