@@ -119,7 +119,7 @@ intercept of a linear root, or scale and c0..c3 of a cubic one; ``*_limit``: hig
 of the next stage; ``mid_*``: the stage below the root when it is not the leaf stage."""
 
 
-@njit(inline="always", **_JIT)
+@njit(**LEAN_JIT)
 def routing_plan(meta, params, pbits, depth):
     """The :class:`Plan` for routing down to stage ``depth`` (``meta[0] - 1``: the leaves).
     Complexity O(1)."""
@@ -154,7 +154,7 @@ def _root_output(plan, q):
     return plan.root_1 * x + plan.root_2
 
 
-@njit(inline="always", **_JIT)
+@njit(**LEAN_JIT)
 def plan_route(plan, meta, params, pbits, q):
     """Index of the model of stage ``plan.depth`` that q is routed to (stage 0 is the root).
 
@@ -185,7 +185,7 @@ def leaf_errors_of(pbits, base):
     return (e << 32) >> 32, e >> 32
 
 
-@njit(inline="always", **_JIT)
+@njit(**LEAN_JIT)
 def leaf_window(plan, params, pbits, q, leaf):
     """``(pos, lo, hi)`` from the leaf model q was routed to; ``[lo, hi]`` lies within [0, n]."""
     n = plan.n
@@ -212,7 +212,7 @@ def leaf_window(plan, params, pbits, q, leaf):
 HYBRID = 1
 
 
-@njit(inline="always", **_JIT)
+@njit(**LEAN_JIT)
 def hybrid_window(n, pbits, hkeys, hpos, base, q):
     """``(pos, lo, hi)`` from the hybrid leaf record at ``base``: a binary search of its sample
     for the first sample not below q, then :func:`sample_window`. Complexity O(log count)."""
@@ -255,7 +255,7 @@ def sample_window(n, pbits, hkeys, hpos, base, q, t):
     return lo, lo, hi
 
 
-@njit(inline="always", **_JIT)
+@njit(**LEAN_JIT)
 def window_of(plan, params, pbits, hkeys, hpos, q, leaf):
     """``(pos, lo, hi)`` from the leaf q was routed to, a line's or a hybrid leaf's."""
     base = plan.leaf_base + leaf * LINEAR_WIDTH

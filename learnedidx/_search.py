@@ -201,7 +201,7 @@ def prepare_query(keys, q, mode):
     return prepare_between(keys, q, mode, keys[0], keys[n - 1])
 
 
-@njit(inline="always", **_JIT)
+@njit(**LEAN_JIT)
 def prepare_between(keys, q, mode, first, last):
     """:func:`prepare_query` for a non-empty key array whose ends ``first`` and ``last`` the
     caller read once (a batch kernel: see :class:`Plan` on reloads)."""
