@@ -47,13 +47,6 @@ def _gap_impl(q, a):
 
 
 @njit(**LEAN_JIT)
-def _route(plan, meta, params, pbits, q):
-    """:func:`plan_route`, compiled once: the training kernels call it rather than inline it
-    (each inlined copy cost about a second of compiling per key dtype)."""
-    return plan_route(plan, meta, params, pbits, q)
-
-
-@njit(**LEAN_JIT)
 def route_scan(meta, params, pbits, keys, stage, i, bounds, owner, r, cur):
     """Runs of the models of ``stage``, routing every key from position i with the inference
     kernel's :func:`plan_route`: each change of model starts run r, r + 1, ... (``cur``: the
@@ -63,7 +56,7 @@ def route_scan(meta, params, pbits, keys, stage, i, bounds, owner, r, cur):
     n = keys.shape[0]
     cap = owner.shape[0]
     while i < n:
-        j = _route(plan, meta, params, pbits, keys[i])
+        j = plan_route(plan, meta, params, pbits, keys[i])
         if j != cur:
             if r == cap:
                 break
@@ -210,10 +203,11 @@ def errors_range(meta, params, pbits, hkeys, hpos, keys, block_start, block_end,
         if not every_key:
             for d in range(1, depth):
                 above = routing_plan(meta, params, pbits, d)
-                if _route(above, meta, params, pbits, keys[s]) != _route(above, meta, params, pbits, keys[e - 1]):
+                first_model = plan_route(above, meta, params, pbits, keys[s])
+                if first_model != plan_route(above, meta, params, pbits, keys[e - 1]):
                     check_keys = True  # the block spans two models of a stage above: check each key
-            stray |= _route(plan, meta, params, pbits, keys[s]) ^ leaf
-            stray |= _route(plan, meta, params, pbits, keys[e - 1]) ^ leaf
+            stray |= plan_route(plan, meta, params, pbits, keys[s]) ^ leaf
+            stray |= plan_route(plan, meta, params, pbits, keys[e - 1]) ^ leaf
         first = s
         if s > 0 and keys[s - 1] == keys[s]:  # the block starts inside a run of duplicates
             first = binary_search(keys, keys[s], ZERO, s, False)
@@ -228,7 +222,7 @@ def errors_range(meta, params, pbits, hkeys, hpos, keys, block_start, block_end,
             first = first if q == prev else i
             prev = q
             if check_keys:
-                stray |= _route(plan, meta, params, pbits, q) ^ leaf
+                stray |= plan_route(plan, meta, params, pbits, q) ^ leaf
             pos, _, _ = window_of(plan, params, pbits, hkeys, hpos, q, leaf)
             e_lo = first - pos
             lo = min(lo, e_lo)
