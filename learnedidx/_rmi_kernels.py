@@ -274,15 +274,6 @@ def predict_window(meta, params, pbits, hkeys, hpos, q):
     return window_of(plan, params, pbits, hkeys, hpos, q, plan_route(plan, meta, params, pbits, q))
 
 
-@njit(**LEAN_JIT)
-def predict_window_shared(meta, params, pbits, hkeys, hpos, q):
-    """:func:`predict_window` called rather than inlined, for callers where a call per lookup
-    costs nothing measurable (the scalar kernel, :func:`predict_batch`): compiled once per key
-    dtype for all of them, where inlined it compiled once in each (5 s of a 7.5 s scalar
-    kernel at uint64). Arrays come writable-typed (:func:`learnedidx._pointers.mutable_view`)."""
-    return predict_window(meta, params, pbits, hkeys, hpos, q)
-
-
 @njit(inline="always", **_JIT)
 def lookup_one(meta, params, pbits, hkeys, hpos, keys, q, mode, top):
     """Exact answer for one query: mode 0 lower_bound, 1 upper_bound, 2 find (index or -1).
@@ -321,16 +312,8 @@ def lookup_scalar_at(arrays_address, keys_address, hybrid_size, q, mode):
 @njit(**LEAN_JIT)
 def lookup_one_shared(meta, params, pbits, hkeys, hpos, keys, q, mode):
     """:func:`lookup_one` (``top`` 0) called rather than inlined, over writable-typed arrays:
-    the scalar kernels of the RMI and of ``DynamicRMI`` share one compiled copy a key dtype,
-    which calls the model (:func:`predict_window_shared`) that :func:`predict_batch` compiled.
-    The batch kernels inline :func:`lookup_one` instead: a call per lookup is measurable there,
-    not in a Python-level scalar call."""
-    q, answer = prepare_query(keys, q, mode)
-    if answer != NEEDS_SEARCH:
-        return answer
-    pos, lo, hi = predict_window_shared(meta, params, pbits, hkeys, hpos, q)
-    prefetch_window(keys, lo, hi)
-    return finish(keys, q, search_in_window(keys, q, pos, lo, hi, meta[2], ZERO), mode)
+    the scalar kernels of the RMI and of ``DynamicRMI`` share one compiled copy a key dtype."""
+    return lookup_one(meta, params, pbits, hkeys, hpos, keys, q, mode, ZERO)
 
 
 @njit(inline="always", **_JIT)
@@ -545,7 +528,7 @@ def predict_batch(rmi, queries, pos, lo, hi):
     meta, params, hkeys, hpos = _writable(rmi)
     pbits = params.view(np.int64)
     for i in range(queries.shape[0]):
-        pos[i], lo[i], hi[i] = predict_window_shared(meta, params, pbits, hkeys, hpos, queries[i])
+        pos[i], lo[i], hi[i] = predict_window(meta, params, pbits, hkeys, hpos, queries[i])
 
 
 def anchor_bits(a):
