@@ -360,8 +360,8 @@ class RMI(LearnedIndex):
         return f"group x{K.GROUP}"
 
     def _choose_kernels(self) -> None:
-        """Set the lifting search's ``top`` and the batch variant from the leaves' windows, and
-        the scalar kernel's address table."""
+        """Set the batch variant, the scalar kernel's address table, and reset the lifting
+        search's ``top`` (computed at first use, see :attr:`_top`)."""
         for array in self._arrays:
             array.flags.writeable = False  # one Numba type for every index's kernels
         self._addresses = np.array([address(a) for a in self._arrays], dtype=np.int64)
