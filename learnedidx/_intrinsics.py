@@ -1,4 +1,4 @@
-"""Low-level Numba tools for the search kernels: two LLVM intrinsics, and the options of the
+"""Low-level Numba tools for the kernels: three LLVM intrinsics, and the options of the
 kernels compiled without reference counting (:data:`LEAN_JIT`).
 
 ``prefetch(array, index)`` hints the cache line of an element. Batch kernels interleave
@@ -13,6 +13,9 @@ search compiles to a ``cmov`` that LLVM's x86 cmov-conversion pass turns back in
 (it assumes a condition fed by a load is predictable); a binary search's comparisons are coin
 flips, so that branch mispredicts about every other step (numbers: docs/design.md, "Branch-free
 selects"; ``python -m bench.kernels binary --n 10M --threads 1``).
+
+``stack_doubles()`` is scratch space on the stack for a kernel that may not allocate (an MLP's
+hidden units: :func:`learnedidx._rmi_kernels.mlp_output`).
 """
 
 from __future__ import annotations
@@ -108,3 +111,20 @@ def select_unpredictable(typingctx, cond, a, b):
         return chosen
 
     return result(cond, a, b), codegen
+
+
+#: Float64 slots of :func:`stack_doubles`'s scratch.
+STACK_DOUBLES = 32
+
+
+@intrinsic
+def stack_doubles(typingctx):
+    """A pointer to STACK_DOUBLES uninitialised float64 slots on the calling function's stack.
+
+    Allocated once in the function's entry block (so calling it in a loop does not grow the
+    stack), valid until the function returns; index it as ``p[i]``."""
+
+    def codegen(context, builder, signature, args):
+        return cgutils.alloca_once(builder, ir.DoubleType(), size=STACK_DOUBLES)
+
+    return types.CPointer(types.float64)(), codegen

@@ -31,7 +31,7 @@ from numba import carray, njit, types
 from numba.extending import overload
 
 from ._pointers import mutable_view, ptr_like
-from ._intrinsics import LEAN_JIT, prefetch, select_unpredictable
+from ._intrinsics import LEAN_JIT, STACK_DOUBLES, prefetch, select_unpredictable, stack_doubles
 from ._search import (
     LIFT_MAX,
     NEEDS_SEARCH,
@@ -51,11 +51,15 @@ from ._search import (
 
 KIND_LINEAR = 0  #: record [anchor, slope, intercept, errors]; linear, linear_spline and radix
 KIND_CUBIC = 1  #: record [anchor, scale, c0, c1, c2, c3]: c0 + c1 t + c2 t^2 + c3 t^3, t = x * scale
+KIND_MLP = 2  #: record [anchor, scale, h1, h2, weights...]: a ReLU network of t = x * scale (:func:`mlp_output`)
 
 META_HEADER = 3
 META_STRIDE = 4
 LINEAR_WIDTH = 4
 CUBIC_WIDTH = 6
+MLP_HEADER = 4  #: slots of an MLP record before its weights
+MLP_LANES = 8  #: a second hidden layer's units are stored padded to a multiple of this (zero weights)
+MLP_MAX_UNITS = STACK_DOUBLES  #: most units of a hidden layer (the second layer's sums live on the stack)
 ERROR_SLOT = 3  #: slot of a leaf (linear) record holding its two int32 error bounds
 GROUP = 32  #: lookups interleaved in lock-step by the batch kernels
 
@@ -106,16 +110,17 @@ def linear_output(params, pbits, base, q):
     return params[base + 1] * key_offset(q, pbits[base], params[base]) + params[base + 2]
 
 
-Plan = namedtuple("Plan", ["depth", "cubic", "root_bits", "root_value", "root_1", "root_2", "root_3", "root_4",
-                           "root_5", "root_limit", "mid_base", "mid_limit", "leaf_base", "n", "method"])
+Plan = namedtuple("Plan", ["depth", "root_kind", "root_base", "root_bits", "root_value", "root_1", "root_2", "root_3",
+                           "root_4", "root_5", "root_limit", "mid_base", "mid_limit", "leaf_base", "n", "method"])
 Plan.__doc__ = """What every lookup of one RMI reads from ``meta`` and the root, read once per kernel call.
 
 Kept in registers rather than re-read per lookup: LLVM must assume a store to an int64 answer
 array may change ``meta``, so it reloads every slot after each answer unless the values are
 locals (a prototype with them in locals was 15-20 ns faster per lookup than the kernel
 that re-read them, out of 110-130 ns at 100M keys).
-``depth``: stages routed through (routing reaches stage ``depth``); ``root_1..5``: slope and
-intercept of a linear root, or scale and c0..c3 of a cubic one; ``*_limit``: highest model index
+``depth``: stages routed through (routing reaches stage ``depth``); ``root_base``: the root
+record's offset in ``params``; ``root_1..5``: slope and intercept of a linear root, scale and
+c0..c3 of a cubic one, or the scale of an MLP (whose weights stay in ``params``); ``*_limit``: highest model index
 of the next stage; ``mid_*``: the stage below the root when it is not the leaf stage."""
 
 
@@ -124,11 +129,11 @@ def routing_plan(meta, params, pbits, depth):
     """The :class:`Plan` for routing down to stage ``depth`` (``meta[0] - 1``: the leaves).
     Complexity O(1)."""
     rb = meta[META_HEADER + 2]
-    cubic = meta[META_HEADER] == KIND_CUBIC
+    kind = meta[META_HEADER]
     r3 = 0.0
     r4 = 0.0
     r5 = 0.0
-    if cubic:
+    if kind == KIND_CUBIC:
         r3 = params[rb + 3]
         r4 = params[rb + 4]
         r5 = params[rb + 5]
@@ -141,16 +146,100 @@ def routing_plan(meta, params, pbits, depth):
         mid_base = meta[META_HEADER + META_STRIDE + 2]
         mid_limit = meta[META_HEADER + 2 * META_STRIDE + 1] - 1
     leaf_base = meta[META_HEADER + META_STRIDE * (meta[0] - 1) + 2]
-    return Plan(depth, cubic, pbits[rb], params[rb], params[rb + 1], params[rb + 2], r3, r4, r5, root_limit,
+    return Plan(depth, kind, rb, pbits[rb], params[rb], params[rb + 1], params[rb + 2], r3, r4, r5, root_limit,
                 mid_base, mid_limit, leaf_base, meta[1], meta[2])
 
 
 @njit(inline="always", **_JIT)
-def _root_output(plan, q):
+def _relu(v):
+    # A select, not Python's max: a compare and branch per unit mispredicts.
+    return v if v > 0.0 else 0.0
+
+
+@njit(**LEAN_JIT)
+def mlp_output(params, base, t):
+    """Output of the MLP record at ``base`` for the input t, in float64, as training exports it.
+
+    The record: ``[anchor, scale, h1, h2, w1[h1], b1[h1], W2[h1, h2p], b2[h2p], wo[h], bo]``, W2
+    and b2 only when ``h2 > 0`` (two hidden layers), ``h2p`` h2 rounded up to a multiple of
+    MLP_LANES (the padding's weights are zeros), ``h`` the last hidden layer's units; each unit
+    is ``max(0, weights . inputs + bias)`` and the output ``wo . units + bo``. Sums run in a
+    fixed order without fast-math, so every kernel computes the same bits (the error bounds
+    rely on it). ``h1``, ``h2`` <= MLP_MAX_UNITS were checked on loading. Complexity
+    O(h1 * max(h2, 1)).
+    """
+    # Through a pointer: indexing the array by signed offsets adds a negative-index fix-up per
+    # load, which turned the second layer's loads into gathers.
+    w = ptr_like(params.ctypes.data + 8 * base, np.float64(0.0))
+    h1 = np.int64(w[2])
+    h2 = np.int64(w[3])
+    w1 = MLP_HEADER
+    b1 = w1 + h1
+    if h2 == 0:
+        wo = b1 + h1
+        y = 0.0
+        for i in range(h1):
+            y += w[wo + i] * _relu(w[w1 + i] * t + w[b1 + i])
+        return y + w[wo + h1]
+    h2p = (h2 + MLP_LANES - 1) // MLP_LANES * MLP_LANES
+    w2 = b1 + h1
+    b2 = w2 + h1 * h2p
+    wo = b2 + h2p
+    # The second layer's sums MLP_LANES at a time, held in locals across the input units:
+    # LLVM keeps them in one vector register, and no sum is reordered (32 x 32 units: 875 ->
+    # 331 ns a call against sums kept in memory, one store and reload per input unit).
+    acc = stack_doubles()
+    for j in range(0, h2p, MLP_LANES):
+        s0 = w[b2 + j]
+        s1 = w[b2 + j + 1]
+        s2 = w[b2 + j + 2]
+        s3 = w[b2 + j + 3]
+        s4 = w[b2 + j + 4]
+        s5 = w[b2 + j + 5]
+        s6 = w[b2 + j + 6]
+        s7 = w[b2 + j + 7]
+        for i in range(h1):
+            a = _relu(w[w1 + i] * t + w[b1 + i])
+            r = w2 + i * h2p + j
+            s0 += w[r] * a
+            s1 += w[r + 1] * a
+            s2 += w[r + 2] * a
+            s3 += w[r + 3] * a
+            s4 += w[r + 4] * a
+            s5 += w[r + 5] * a
+            s6 += w[r + 6] * a
+            s7 += w[r + 7] * a
+        acc[j] = s0
+        acc[j + 1] = s1
+        acc[j + 2] = s2
+        acc[j + 3] = s3
+        acc[j + 4] = s4
+        acc[j + 5] = s5
+        acc[j + 6] = s6
+        acc[j + 7] = s7
+    y = 0.0
+    for j in range(h2p):
+        y += w[wo + j] * _relu(acc[j])
+    return y + w[wo + h2p]
+
+
+def mlp_width(hidden: tuple) -> int:
+    """Slots of an MLP record with ``hidden`` units per hidden layer (one or two layers)."""
+    h1 = hidden[0]
+    if len(hidden) == 1:
+        return MLP_HEADER + 3 * h1 + 1
+    h2p = -(-hidden[1] // MLP_LANES) * MLP_LANES
+    return MLP_HEADER + 2 * h1 + h1 * h2p + 2 * h2p + 1
+
+
+@njit(inline="always", **_JIT)
+def _root_output(plan, params, q):
     x = key_offset(q, plan.root_bits, plan.root_value)
-    if plan.cubic:
+    if plan.root_kind == KIND_CUBIC:
         t = x * plan.root_1
         return plan.root_2 + t * (plan.root_3 + t * (plan.root_4 + t * plan.root_5))
+    if plan.root_kind == KIND_MLP:
+        return mlp_output(params, plan.root_base, x * plan.root_1)
     return plan.root_1 * x + plan.root_2
 
 
@@ -158,13 +247,13 @@ def _root_output(plan, q):
 def plan_route(plan, meta, params, pbits, q):
     """Index of the model of stage ``plan.depth`` that q is routed to (stage 0 is the root).
 
-    Only the root may be cubic (``models.MODELS``; ``RMI._restore`` checks saved stages): the
+    Only the root may be cubic or an MLP (``models.MODELS``; ``RMI._restore`` checks saved stages): the
     stages below it are evaluated as lines, with no test of their kind per lookup. Stages past
     the third read ``meta`` (no default configuration has them).
     """
     if plan.depth == 0:
         return 0
-    j = clamp_index(_root_output(plan, q), plan.root_limit)
+    j = clamp_index(_root_output(plan, params, q), plan.root_limit)
     if plan.depth >= 2:
         j = clamp_index(linear_output(params, pbits, plan.mid_base + j * LINEAR_WIDTH, q), plan.mid_limit)
         for s in range(2, plan.depth):

@@ -1,10 +1,11 @@
 """Registry of RMI stage models, and the runs of keys they are fitted to.
 
-A fit function takes ``(keys, meta, params, stage, m, target_scale, runs)``: the keys, the RMI
-arrays with every earlier stage already trained, the number of models of this stage, the factor
-that turns positions into this stage's targets (``models in the next stage / n`` for inner
-stages, 1 for the leaves), and the stage's ``runs``. It returns a float64 array of shape
-``(m, width)`` of model records (see :mod:`learnedidx._rmi_kernels`). Training is closed form.
+A fit function takes ``(keys, meta, params, stage, m, target_scale, runs, config)``: the keys,
+the RMI arrays with every earlier stage already trained, the number of models of this stage,
+the factor that turns positions into this stage's targets (``models in the next stage / n``
+for inner stages, 1 for the leaves), the stage's ``runs`` and the ``RMIConfig``. It returns a
+float64 array of shape ``(m, width)`` of model records (see :mod:`learnedidx._rmi_kernels`).
+Training is closed form, but for the ``"mlp"`` root's (torch: :mod:`learnedidx._mlp_training`).
 
 Keys are sorted, so the keys that the stages above route to one model form a few *runs* of
 consecutive positions: ``runs = (bounds, owner)``, run r being ``keys[bounds[r]:bounds[r + 1]]``
@@ -37,13 +38,18 @@ _LOG2 = np.log2(np.arange(4096) + 1.0)
 
 @dataclass(frozen=True)
 class StageModel:
-    """One registry entry: the model kind the kernels evaluate, and how to fit it."""
+    """One registry entry: the model kind the kernels evaluate, and how to fit it. ``width``:
+    the slots of one record, or a function of the ``RMIConfig`` giving them."""
 
     kind: int
-    width: int
+    width: int | Callable
     fit: Callable
     root_only: bool
     summary: str
+
+    def record_width(self, config) -> int:
+        """Slots of one record of this model under ``config`` (an ``RMIConfig``)."""
+        return self.width(config) if callable(self.width) else self.width
 
 
 def anchor_slots(anchors: np.ndarray) -> np.ndarray:
@@ -86,11 +92,11 @@ def _fill_empty(records, n, counts, starts, target_scale):
     records[empty, 0] = 0.0
 
 
-def _fit_linear(keys, meta, params, stage, m, target_scale, runs):
+def _fit_linear(keys, meta, params, stage, m, target_scale, runs, config):
     return _linear_records(len(keys), *fit_lines(keys, runs, m, target_scale, False), target_scale)
 
 
-def _fit_linear_spline(keys, meta, params, stage, m, target_scale, runs):
+def _fit_linear_spline(keys, meta, params, stage, m, target_scale, runs, config):
     return _linear_records(len(keys), *fit_lines(keys, runs, m, target_scale, True), target_scale)
 
 
@@ -330,31 +336,39 @@ def _distinct_sorted(a):
     return a[keep]
 
 
-def _root_sample(keys):
-    """Positions and keys of up to ``_ROOT_SAMPLE`` evenly spaced finite keys."""
+def _root_sample(keys, size):
+    """Positions and keys of up to ``size`` evenly spaced finite keys."""
     first, last = _finite_range(keys)
-    if last - first <= _ROOT_SAMPLE:
+    if last - first <= size:
         idx = np.arange(first, last)
     else:
-        idx = _distinct_sorted(np.linspace(first, last - 1, _ROOT_SAMPLE).astype(np.int64))
+        idx = _distinct_sorted(np.linspace(first, last - 1, size).astype(np.int64))
     return idx, keys[idx]
 
 
-def _fit_cubic(keys, meta, params, stage, m, target_scale, runs):
-    records = np.zeros((1, K.CUBIC_WIDTH))
-    idx, sample = _root_sample(keys)
+def _normalized_sample(keys, size):
+    """``(idx, sample, t, scale)``: positions and keys of up to ``size`` evenly spaced finite
+    keys, and their offsets from the first, ``t = (key - sample[0]) * scale`` in [0, 1]."""
+    idx, sample = _root_sample(keys, size)
     if len(sample) == 0:
-        return records
+        return idx, sample, np.zeros(0), 0.0
     x = _exact_offsets(sample, sample[0])
     span = float(x[-1])
     scale = 1.0 / span if span > 0 else 0.0
     if not math.isfinite(scale):
         scale = 0.0  # a span of subnormal floats: 1 / span overflows; a constant root still works
+    return idx, sample, x * scale, scale
+
+
+def _fit_cubic(keys, meta, params, stage, m, target_scale, runs, config):
+    records = np.zeros((1, K.CUBIC_WIDTH))
+    idx, sample, t, scale = _normalized_sample(keys, _ROOT_SAMPLE)
+    if len(sample) == 0:
+        return records
     y = idx * target_scale
     records[0, 0] = anchor_slots(sample[:1])[0]
     records[0, 1] = scale
     coefs = (float(y[0]), 0.0, 0.0, 0.0)
-    t = x * scale
     if len(_distinct_sorted(t)) >= 4:
         with warnings.catch_warnings():
             # Clustered keys condition the fit badly; a poor root costs speed, never answers.
@@ -369,7 +383,7 @@ def _fit_cubic(keys, meta, params, stage, m, target_scale, runs):
     return records
 
 
-def _fit_radix(keys, meta, params, stage, m, target_scale, runs):
+def _fit_radix(keys, meta, params, stage, m, target_scale, runs, config):
     """The top bits of ``key - min``: slope a power of two, intercept zero."""
     records = np.zeros((1, K.LINEAR_WIDTH))
     first, last = _finite_range(keys)
@@ -385,6 +399,35 @@ def _fit_radix(keys, meta, params, stage, m, target_scale, runs):
     return records
 
 
+def _fit_mlp(keys, meta, params, stage, m, target_scale, runs, config):
+    """A ReLU network of ``config.mlp_hidden`` units trained with torch on a sample of the keys
+    (:func:`learnedidx._mlp_training.fit_mlp`), its output scaled to the stage's targets."""
+    from ._mlp_training import SAMPLE, fit_mlp, import_torch
+
+    import_torch()  # the error names the extra even when there is nothing to train
+    hidden = tuple(config.mlp_hidden)
+    records = np.zeros((1, K.mlp_width(hidden)))
+    records[0, 2] = hidden[0]
+    records[0, 3] = hidden[1] if len(hidden) > 1 else 0
+    idx, sample, t, scale = _normalized_sample(keys, SAMPLE)
+    n = len(keys)
+    if len(sample) == 0:
+        return records
+    records[0, 0] = anchor_slots(sample[:1])[0]
+    records[0, 1] = scale
+    # Targets normalised to [0, 1], scaled back in the output layer.
+    weights = fit_mlp(t, idx / n, hidden)
+    weights[-2] = weights[-2] * (n * target_scale)
+    weights[-1] = weights[-1] * (n * target_scale)
+    if len(hidden) == 2:  # the second layer padded with zero-weight units (mlp_output's layout)
+        pad = -hidden[1] % K.MLP_LANES
+        weights[2] = np.pad(weights[2], ((0, 0), (0, pad)))
+        weights[3] = np.pad(weights[3], (0, pad))
+        weights[4] = np.pad(weights[4], (0, pad))
+    records[0, K.MLP_HEADER:] = np.concatenate([np.ravel(w) for w in weights])
+    return records
+
+
 MODELS: dict[str, StageModel] = {
     "linear": StageModel(K.KIND_LINEAR, K.LINEAR_WIDTH, _fit_linear, False,
                          "least-squares line; the default leaf: small, fast and accurate"),
@@ -396,6 +439,9 @@ MODELS: dict[str, StageModel] = {
                         "(lognormal) better than a line"),
     "radix": StageModel(K.KIND_LINEAR, K.LINEAR_WIDTH, _fit_radix, True,
                         "the top bits of key - min; free to fit, good on uniform keys"),
+    "mlp": StageModel(K.KIND_MLP, lambda config: K.mlp_width(config.mlp_hidden), _fit_mlp, True,
+                      "a small ReLU network (RMIConfig.mlp_hidden) trained with torch on a sample; "
+                      "follows CDFs with several bends, at tens of ns a lookup"),
 }
 
 

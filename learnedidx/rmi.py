@@ -35,12 +35,14 @@ class RMIConfig:
 
     Attributes:
         stages: model of each stage, root first; at least two. The root may be ``"linear"``,
-            ``"linear_spline"``, ``"cubic"`` or ``"radix"``; later stages ``"linear"`` or
-            ``"linear_spline"``. The default, three linear stages, gave the smallest windows
-            on most synthetic and real sets measured (docs/design.md): the inner stage (at most
-            4096 models, cache resident) balances the leaves at almost no lookup cost. A cubic
-            root follows curved CDFs better than a linear one in two-stage RMIs; a radix root
-            is the cheapest on uniform keys.
+            ``"linear_spline"``, ``"cubic"``, ``"radix"`` or ``"mlp"`` (a small neural network,
+            trained with torch: ``pip install "learnedidx[torch]"``; loading and answering need
+            no torch); later stages ``"linear"`` or ``"linear_spline"``. The default, three
+            linear stages, gave the smallest windows on most synthetic and real sets measured
+            (docs/design.md): the inner stage (at most 4096 models, cache resident) balances the
+            leaves at almost no lookup cost. A cubic root follows curved CDFs better than a
+            linear one in two-stage RMIs; a radix root is the cheapest on uniform keys; an MLP
+            root follows CDFs with several bends (``python -m bench.models`` compares them).
         branching_factor: number of models in the last stage (an int, at most one per key),
             or a tuple with the number of models of each stage after the root. None: ``n / keys_per_leaf`` rounded
             down to a power of two, with ``min(4096, leaves / 4)`` models in an inner
@@ -79,6 +81,10 @@ class RMIConfig:
             1/s of its keys. The samples take 16 bytes per ``s`` keys of the hybrid leaves.
             Default 256 (at most 0.8% of 8-byte keys); docs/design.md has the thresholds
             measured.
+        mlp_hidden: units of each hidden layer of an ``"mlp"`` root: one or two layers of
+            1-32 ReLU units. Default ``(16,)``. Each unit is a bend the root's CDF can follow;
+            a second layer costs ``h1 * h2`` multiplications a lookup. The network costs only
+            its ``8 * (3 h1 + 2)`` bytes (``h1 h2 + 2 h2`` more slots with a second layer).
     """
 
     stages: tuple = ("linear", "linear", "linear")
@@ -90,6 +96,7 @@ class RMIConfig:
     variant: str = "auto"
     slots: int = 16
     max_window: int | None = 256
+    mlp_hidden: tuple = (16,)
 
     def __post_init__(self):
         stages = self.stages
@@ -130,6 +137,15 @@ class RMIConfig:
             if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or not 1 <= w <= _MAX_WINDOW:
                 raise ValueError(f"max_window must be None or a whole number in [1, {_MAX_WINDOW}], got {w!r}")
             object.__setattr__(self, "max_window", int(w))
+        hidden = self.mlp_hidden
+        if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
+            hidden = (hidden,)
+        if not isinstance(hidden, (tuple, list)) or not 1 <= len(hidden) <= 2 or any(
+                isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 1 <= h <= K.MLP_MAX_UNITS
+                for h in hidden):
+            raise ValueError(f"mlp_hidden must be one or two layer sizes in [1, {K.MLP_MAX_UNITS}] such as (16,) "
+                             f"or (16, 16), got {self.mlp_hidden!r}")
+        object.__setattr__(self, "mlp_hidden", tuple(int(h) for h in hidden))
 
     @property
     def hybrid_shift(self) -> int:
@@ -180,8 +196,8 @@ def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
     offset = 0
     for s, (m, model) in enumerate(zip(counts, models)):
         rec = K.META_HEADER + K.META_STRIDE * s
-        meta[rec:rec + 4] = (model.kind, m, offset, model.width)
-        offset += m * model.width
+        meta[rec:rec + 4] = (model.kind, m, offset, model.record_width(config))
+        offset += m * model.record_width(config)
     params = np.zeros(offset, dtype=np.float64)
     runs = root_runs(n)
     every_key = False  # check every key's route, unless each stage's runs were searched in order
@@ -192,7 +208,7 @@ def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
         if s > 0:
             runs, searched = stage_runs(meta, params, keys, s, runs, split)
             every_key |= not searched
-        records = model.fit(keys, meta, params, s, m, target_scale, runs)
+        records = model.fit(keys, meta, params, s, m, target_scale, runs, config)
         start = int(meta[rec + 2])
         params[start:start + records.size] = records.ravel()
     lo, hi, max_abs, log2_sum, routed = leaf_errors(meta, params, keys, runs, every_key, no_hybrid(keys.dtype))
@@ -508,11 +524,17 @@ class RMI(LearnedIndex):
         for s, (name, m) in enumerate(zip(self.config.stages, counts)):
             model = stage_model(name, "root" if s == 0 else "leaves")
             rec = tuple(int(x) for x in meta[K.META_HEADER + K.META_STRIDE * s:][:4])
-            if rec != (model.kind, m, end, model.width):
-                raise ValueError(f"stage {s} record {rec} differs from {(model.kind, m, end, model.width)}")
-            end += m * model.width
+            width = model.record_width(self.config)
+            if rec != (model.kind, m, end, width):
+                raise ValueError(f"stage {s} record {rec} differs from {(model.kind, m, end, width)}")
+            end += m * width
         if len(params) != end:
             raise ValueError(f"params holds {len(params)} slots, the stages need {end}")
+        if meta[K.META_HEADER] == K.KIND_MLP:
+            hidden = self.config.mlp_hidden
+            layers = (hidden + (0,))[:2]
+            if tuple(params[2:4]) != layers:  # the kernel reads the layer sizes from here
+                raise ValueError(f"the MLP root's layers {params[2:4].tolist()} differ from mlp_hidden {hidden}")
         try:
             _check_hybrid(meta, params, hybrid[0])
         except AssertionError as e:

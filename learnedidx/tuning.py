@@ -6,6 +6,7 @@ candidate is built over the real keys and timed on sample lookups with its real 
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -83,7 +84,8 @@ class TuneReport:
 
 def candidates(n: int) -> list:
     """``(class, options)`` pairs tried for n keys, each family from its largest error bound
-    (smallest index) down: a family stops at its first candidate over the budget."""
+    (smallest index) down: a family stops at its first candidate over the budget. RMIs with
+    an ``"mlp"`` root are among them where torch is installed."""
     from .radix_spline import RadixSpline
 
     out = [(PGM, dict(epsilon=e)) for e in (128, 64, 32, 16, 8)]
@@ -91,7 +93,13 @@ def candidates(n: int) -> list:
     out += [(RMI, dict(keys_per_leaf=k)) for k in (2048, 512, 128)]
     out += [(RMI, dict(keys_per_leaf=k, max_window=None)) for k in (512, 128)]  # lines only, no hybrid leaves
     out += [(RMI, dict(stages=("cubic", "linear", "linear"), keys_per_leaf=k)) for k in (512, 128)]
+    if _have_torch():  # a neural root trains with torch; without it the others still compete
+        out += [(RMI, dict(stages=("mlp", "linear", "linear"), keys_per_leaf=k)) for k in (512, 128)]
     return out
+
+
+def _have_torch() -> bool:
+    return importlib.util.find_spec("torch") is not None
 
 
 def tune(keys: ArrayLike, values: ArrayLike | None = None, *, max_bytes: int | None = None, seed: int | None = 0,
@@ -246,7 +254,7 @@ def _rmi_bytes(n: int, options: dict) -> int:
 
     config = RMIConfig(**options)
     counts = config.model_counts(n)
-    slots = sum(m * stage_model(name, "root" if i == 0 else "leaves").width
+    slots = sum(m * stage_model(name, "root" if i == 0 else "leaves").record_width(config)
                 for i, (m, name) in enumerate(zip(counts, config.stages)))
     return 8 * slots + 8 * (3 + 4 * len(counts))
 
