@@ -28,6 +28,8 @@ import contextlib
 
 import numpy as np
 
+from ._rmi_kernels import MLP_LANES
+
 SAMPLE = 1 << 15  #: most keys the network is trained on, evenly spaced by position
 ITERATIONS = 200  #: most L-BFGS iterations
 WORK = 2e9  #: most multiply-adds of the network's evaluations, forward, over all iterations
@@ -128,3 +130,17 @@ def fit_mlp(t: np.ndarray, y: np.ndarray, hidden: tuple) -> list:
         if not end < start:  # NaN included
             return weights
         return [p.detach().numpy().copy() for p in params]
+
+
+def record_weights(weights: list, hidden: tuple, out_scale: float) -> np.ndarray:
+    """The weights of :func:`fit_mlp` as the flat tail of an MLP record
+    (:func:`learnedidx._rmi_kernels.mlp_output`): each layer padded with zero-weight units to
+    a multiple of MLP_LANES, the output multiplied by ``out_scale``. Complexity O(h1 * h2)."""
+    pad = [-h % MLP_LANES for h in hidden]
+    w1, b1 = (np.pad(w, (0, pad[0])) for w in weights[:2])
+    wo = np.pad(weights[-2], (0, pad[-1])) * out_scale
+    bo = np.atleast_1d(weights[-1]) * out_scale
+    middle = []
+    if len(hidden) == 2:
+        middle = [np.pad(weights[2], ((0, pad[0]), (0, pad[1]))), np.pad(weights[3], (0, pad[1]))]
+    return np.concatenate([np.ravel(w) for w in [w1, b1, *middle, wo, bo]])

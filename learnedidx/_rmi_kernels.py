@@ -58,7 +58,7 @@ META_STRIDE = 4
 LINEAR_WIDTH = 4
 CUBIC_WIDTH = 6
 MLP_HEADER = 4  #: slots of an MLP record before its weights
-MLP_LANES = 8  #: a second hidden layer's units are stored padded to a multiple of this (zero weights)
+MLP_LANES = 8  #: an MLP's layers are stored padded to a multiple of this many units (zero weights)
 MLP_MAX_UNITS = STACK_DOUBLES  #: most units of a hidden layer (the second layer's sums live on the stack)
 ERROR_SLOT = 3  #: slot of a leaf (linear) record holding its two int32 error bounds
 GROUP = 32  #: lookups interleaved in lock-step by the batch kernels
@@ -156,40 +156,61 @@ def _relu(v):
     return v if v > 0.0 else 0.0
 
 
+@njit(inline="always", **_JIT)
+def _lanes(units):
+    return (units + MLP_LANES - 1) // MLP_LANES * MLP_LANES
+
+
+@njit(inline="always", **_JIT)
+def _dot_lanes(w, base, x, count):
+    """``sum(w[base + i] * x[i] for i < count)``, count a multiple of MLP_LANES, as MLP_LANES
+    partial sums (lane i % MLP_LANES) added pairwise at the end: a fixed order, and a
+    dependency chain count / MLP_LANES additions long instead of count."""
+    y0 = y1 = y2 = y3 = y4 = y5 = y6 = y7 = 0.0
+    for i in range(0, count, MLP_LANES):
+        y0 += w[base + i] * x[i]
+        y1 += w[base + i + 1] * x[i + 1]
+        y2 += w[base + i + 2] * x[i + 2]
+        y3 += w[base + i + 3] * x[i + 3]
+        y4 += w[base + i + 4] * x[i + 4]
+        y5 += w[base + i + 5] * x[i + 5]
+        y6 += w[base + i + 6] * x[i + 6]
+        y7 += w[base + i + 7] * x[i + 7]
+    return ((y0 + y1) + (y2 + y3)) + ((y4 + y5) + (y6 + y7))
+
+
 @njit(**LEAN_JIT)
 def mlp_output(params, base, t):
     """Output of the MLP record at ``base`` for the input t, in float64, as training exports it.
 
-    The record: ``[anchor, scale, h1, h2, w1[h1], b1[h1], W2[h1, h2p], b2[h2p], wo[h], bo]``, W2
-    and b2 only when ``h2 > 0`` (two hidden layers), ``h2p`` h2 rounded up to a multiple of
-    MLP_LANES (the padding's weights are zeros), ``h`` the last hidden layer's units; each unit
-    is ``max(0, weights . inputs + bias)`` and the output ``wo . units + bo``. Sums run in a
-    fixed order without fast-math, so every kernel computes the same bits (the error bounds
-    rely on it). ``h1``, ``h2`` <= MLP_MAX_UNITS were checked on loading. Complexity
-    O(h1 * max(h2, 1)).
+    The record: ``[anchor, scale, h1, h2, w1[p1], b1[p1], W2[p1, p2], b2[p2], wo[p], bo]``, W2
+    and b2 only when ``h2 > 0`` (two hidden layers), ``p1``, ``p2`` the layer sizes rounded up
+    to multiples of MLP_LANES (the padding's weights are zeros: its units output 0), ``p`` the
+    last hidden layer's. A unit is ``max(0, weights . inputs + bias)``, the output
+    ``wo . units + bo``. Every sum runs in a fixed order without fast-math, so every kernel
+    computes the same bits (the error bounds rely on it); sums over units run in MLP_LANES
+    lanes (:func:`_dot_lanes`). ``h1``, ``h2`` <= MLP_MAX_UNITS were checked on loading.
+    Complexity O(h1 * max(h2, 1)).
     """
     # Through a pointer: indexing the array by signed offsets adds a negative-index fix-up per
     # load, which turned the second layer's loads into gathers.
     w = ptr_like(params.ctypes.data + 8 * base, np.float64(0.0))
-    h1 = np.int64(w[2])
-    h2 = np.int64(w[3])
+    p1 = _lanes(np.int64(w[2]))
+    p2 = _lanes(np.int64(w[3]))
     w1 = MLP_HEADER
-    b1 = w1 + h1
-    if h2 == 0:
-        wo = b1 + h1
-        y = 0.0
-        for i in range(h1):
-            y += w[wo + i] * _relu(w[w1 + i] * t + w[b1 + i])
-        return y + w[wo + h1]
-    h2p = (h2 + MLP_LANES - 1) // MLP_LANES * MLP_LANES
-    w2 = b1 + h1
-    b2 = w2 + h1 * h2p
-    wo = b2 + h2p
+    b1 = w1 + p1
+    units = stack_doubles()
+    for i in range(p1):
+        units[i] = _relu(w[w1 + i] * t + w[b1 + i])
+    if p2 == 0:
+        return _dot_lanes(w, b1 + p1, units, p1) + w[b1 + 2 * p1]
+    w2 = b1 + p1
+    b2 = w2 + p1 * p2
     # The second layer's sums MLP_LANES at a time, held in locals across the input units:
-    # LLVM keeps them in one vector register, and no sum is reordered (32 x 32 units: 875 ->
-    # 331 ns a call against sums kept in memory, one store and reload per input unit).
-    acc = stack_doubles()
-    for j in range(0, h2p, MLP_LANES):
+    # LLVM keeps them in one vector register (32 x 32 units: 875 -> 331 ns a call against
+    # sums kept in memory, stored and reloaded per input unit).
+    second = stack_doubles()
+    for j in range(0, p2, MLP_LANES):
         s0 = w[b2 + j]
         s1 = w[b2 + j + 1]
         s2 = w[b2 + j + 2]
@@ -198,9 +219,9 @@ def mlp_output(params, base, t):
         s5 = w[b2 + j + 5]
         s6 = w[b2 + j + 6]
         s7 = w[b2 + j + 7]
-        for i in range(h1):
-            a = _relu(w[w1 + i] * t + w[b1 + i])
-            r = w2 + i * h2p + j
+        for i in range(p1):
+            a = units[i]
+            r = w2 + i * p2 + j
             s0 += w[r] * a
             s1 += w[r + 1] * a
             s2 += w[r + 2] * a
@@ -209,27 +230,24 @@ def mlp_output(params, base, t):
             s5 += w[r + 5] * a
             s6 += w[r + 6] * a
             s7 += w[r + 7] * a
-        acc[j] = s0
-        acc[j + 1] = s1
-        acc[j + 2] = s2
-        acc[j + 3] = s3
-        acc[j + 4] = s4
-        acc[j + 5] = s5
-        acc[j + 6] = s6
-        acc[j + 7] = s7
-    y = 0.0
-    for j in range(h2p):
-        y += w[wo + j] * _relu(acc[j])
-    return y + w[wo + h2p]
+        second[j] = _relu(s0)
+        second[j + 1] = _relu(s1)
+        second[j + 2] = _relu(s2)
+        second[j + 3] = _relu(s3)
+        second[j + 4] = _relu(s4)
+        second[j + 5] = _relu(s5)
+        second[j + 6] = _relu(s6)
+        second[j + 7] = _relu(s7)
+    return _dot_lanes(w, b2 + p2, second, p2) + w[b2 + 2 * p2]
 
 
 def mlp_width(hidden: tuple) -> int:
     """Slots of an MLP record with ``hidden`` units per hidden layer (one or two layers)."""
-    h1 = hidden[0]
+    p1 = -(-hidden[0] // MLP_LANES) * MLP_LANES
     if len(hidden) == 1:
-        return MLP_HEADER + 3 * h1 + 1
-    h2p = -(-hidden[1] // MLP_LANES) * MLP_LANES
-    return MLP_HEADER + 2 * h1 + h1 * h2p + 2 * h2p + 1
+        return MLP_HEADER + 3 * p1 + 1
+    p2 = -(-hidden[1] // MLP_LANES) * MLP_LANES
+    return MLP_HEADER + 2 * p1 + p1 * p2 + 2 * p2 + 1
 
 
 @njit(inline="always", **_JIT)

@@ -28,12 +28,12 @@ def _lognormal(n, seed):
 def _reference_output(record, t):
     """The network of an MLP record written out in numpy: the layout of mlp_output."""
     h1, h2 = int(record[2]), int(record[3])
+    p1, p2 = (-(-h // K.MLP_LANES) * K.MLP_LANES for h in (h1, h2))
     w = record[K.MLP_HEADER:]
-    w1, b1, rest = w[:h1], w[h1:2 * h1], w[2 * h1:]
+    w1, b1, rest = w[:p1], w[p1:2 * p1], w[2 * p1:]
     units = np.maximum(np.outer(t, w1) + b1, 0.0)
     if h2:
-        h2p = -(-h2 // K.MLP_LANES) * K.MLP_LANES
-        w2, b2, rest = rest[:h1 * h2p].reshape(h1, h2p), rest[h1 * h2p:h1 * h2p + h2p], rest[h1 * h2p + h2p:]
+        w2, b2, rest = rest[:p1 * p2].reshape(p1, p2), rest[p1 * p2:p1 * p2 + p2], rest[p1 * p2 + p2:]
         units = np.maximum(units @ w2 + b2, 0.0)
     return units @ rest[:-1] + rest[-1]
 
@@ -96,11 +96,7 @@ def test_training_improves_on_its_closed_form_start():
         record[2:4] = (hidden + (0,))[:2]
 
         def mse(weights):
-            if len(hidden) == 2:
-                pad = -hidden[1] % K.MLP_LANES
-                weights = weights[:2] + [np.pad(weights[2], ((0, 0), (0, pad))), np.pad(weights[3], (0, pad)),
-                                         np.pad(weights[4], (0, pad)), weights[5]]
-            record[K.MLP_HEADER:] = np.concatenate([np.ravel(w) for w in weights])
+            record[K.MLP_HEADER:] = M.record_weights(weights, hidden, 1.0)
             return np.mean((_reference_output(record, t) - y) ** 2)
 
         assert mse(M.fit_mlp(t, y, hidden)) < 0.98 * mse(M._start(t, y, hidden)), hidden
