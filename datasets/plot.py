@@ -10,32 +10,15 @@ global backend switch in the caller's process.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 
+# One rule for the key axis and one atomic PNG writer, shared with learnedidx.explain.
+from learnedidx.explain import key_offsets, log_keys, save_png
+
 _MAX_POINTS = 100_000  # points drawn for the full CDF; more add nothing visible
-
-
-def log_keys(keys: np.ndarray) -> bool:
-    """Whether a sorted key set's CDF reads better on a log key axis than on a linear one.
-
-    True when all keys are > 0, span 10x or more and the middle 80% of them (10th to 90th
-    percentile) cover over twice the share of a log axis that they cover of a linear one:
-    lognormal keys, crammed into a wall at the left of a linear axis, yes; uniform keys, even
-    spanning many powers of ten, no; keys in a narrow band far from 0 (both shares alike), no.
-    """
-    first, last = float(keys[0]), float(keys[-1])
-    if first <= 0 or last < 10 * first:
-        return False
-    p10, p90 = (float(keys[int(q * (keys.size - 1))]) for q in (0.1, 0.9))
-    linear = (p90 - p10) / (last - first)
-    log = math.log(p90 / p10) / math.log(last / first)
-    return log > 2 * linear
 
 
 def _window_distinct(keys: np.ndarray, width: int, chunk: int = 1 << 20):
@@ -71,15 +54,6 @@ def zoom_window(keys: np.ndarray, width: int, at: float = 0.5) -> int:
             if best is None or abs(near - want) < abs(best - want):
                 best = near
     return best
-
-
-def _offsets(window: np.ndarray) -> np.ndarray:
-    """Keys of a sorted window minus its first key, as float64, exact for 64-bit integers."""
-    if window.dtype.kind == "f":
-        return window - window[0]
-    wide = window.astype(np.uint64 if window.dtype.kind == "u" else np.int64)
-    # Modular uint64 difference: exact because the true difference is in [0, 2**64).
-    return (wide.view(np.uint64) - wide[:1].view(np.uint64)).astype(np.float64)
 
 
 def plot_cdf(
@@ -138,7 +112,7 @@ def plot_cdf(
     full.set(xlabel="key (log scale)" if log else "key", ylabel="position", title=f"CDF of {n:,} keys")
     if log:
         full.set_xscale("log")
-    zoom.plot(_offsets(window), np.arange(lo, lo + width), ".-", ms=2, lw=0.5, color="tab:red")
+    zoom.plot(key_offsets(window), np.arange(lo, lo + width), ".-", ms=2, lw=0.5, color="tab:red")
     zoom.set(
         xlabel=f"key - {window[0].item()}",
         ylabel="position",
@@ -146,12 +120,5 @@ def plot_cdf(
     )
     if title:
         fig.suptitle(title)
-    tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    save_png(fig, out)
     return out

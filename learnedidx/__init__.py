@@ -19,6 +19,8 @@ from .persist import IndexFileError, load
 from .tuning import TuneReport, tune
 from .interface import SortedIndex, UpdatableIndex
 from .warmup import warmup
+# matplotlib is imported only when a picture is drawn: this import costs nothing more.
+from .explain import explain
 
 __all__ = [
     "IndexBase",
@@ -48,5 +50,6 @@ __all__ = [
     "UpdatableIndex",
     "CompileWarning",
     "warmup",
+    "explain",
 ]
 __version__ = "0.1.0"

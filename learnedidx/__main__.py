@@ -1,7 +1,7 @@
-"""``python -m learnedidx warmup [DTYPES]``: see :mod:`learnedidx.warmup`."""
+"""``python -m learnedidx {warmup,explain} ...``: see :mod:`learnedidx.cli`."""
 
 import sys
 
-from .warmup import main
+from .cli import main
 
 sys.exit(main())

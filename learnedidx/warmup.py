@@ -10,9 +10,7 @@ Run it once after installing, or in a container image's build step.
 
 from __future__ import annotations
 
-import argparse
 import difflib
-import sys
 import time
 from collections.abc import Callable, Iterable
 
@@ -99,34 +97,3 @@ def warmup(dtypes: Iterable[str] = ("uint64",), indexes: Iterable[str] = FAMILIE
                 if progress is not None:
                     progress(f"{name:12s} {dtype:8s} {seconds[(name, dtype)]:6.1f} s")
     return seconds
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and status 2, as every CLI of the project
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m learnedidx warmup [DTYPES] [--indexes NAMES]``; returns the exit status."""
-    parser = _Parser(prog="python -m learnedidx", description="Compile learnedidx's kernels ahead of first use.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    w = sub.add_parser("warmup", help="compile the kernels for some key dtypes (default uint64)",
-                       description=__doc__.split("\n\n")[1])
-    w.add_argument("dtypes", nargs="*", default=["uint64"], metavar="DTYPE",
-                   help=f"key dtypes (default uint64; any of {', '.join(DTYPE_NAMES)}, or all)")
-    w.add_argument("--indexes", default=",".join(FAMILIES),
-                   help=f"comma-separated families (default all: {','.join(FAMILIES)})")
-    args = parser.parse_args(argv)
-    dtypes = list(DTYPE_NAMES) if args.dtypes == ["all"] else args.dtypes
-    indexes = [s.strip() for s in args.indexes.split(",") if s.strip()]
-    t = time.perf_counter()
-    try:
-        warmup(dtypes, indexes, progress=lambda line: print(line, flush=True))
-    except ValueError as exc:
-        parser.error(str(exc))
-    print(f"compiled or loaded in {time.perf_counter() - t:.1f} s; later processes load the kernels from the cache")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
