@@ -64,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def load_keys(name: str, n: int, seed: int) -> tuple[str, np.ndarray]:
+    """``(label, keys)`` of one data set: a generator's ``n`` keys, labelled SOSD-style
+    (``lognormal_20M_uint64``), or a key file's or real set's own keys (``n`` unused).
+
+    Raises what datasets.resolve, generate and read_sosd raise for bad names and files.
+    """
+    import datasets
+
+    if name in datasets.GENERATORS:
+        return f"{name}_{datasets.format_size(n)}_uint64", datasets.generate(name, n, seed)
+    path = datasets.resolve(name, seed=seed)
+    return Path(path).name, datasets.read_sosd(path)
+
+
 def _load_datasets(args) -> list[tuple[str, np.ndarray]]:
     """(name, keys) of every data set asked for, names checked before any is made.
 
@@ -76,13 +90,7 @@ def _load_datasets(args) -> list[tuple[str, np.ndarray]]:
     names = [m for name in (args.datasets or [DEFAULT_DATASET])
              for m in (datasets.ADVERSARIAL if name == "adversarial" else (name,))]
     n = args.n if args.n is not None else (QUICK_N if args.quick else DEFAULT_N)
-    out = []
-    for name in names:
-        if name in datasets.GENERATORS:
-            out.append((f"{name}_{datasets.format_size(n)}_uint64", datasets.generate(name, n, args.seed)))
-        else:
-            path = datasets.resolve(name, seed=args.seed)
-            out.append((Path(path).name, datasets.read_sosd(path)))
+    out = [load_keys(name, n, args.seed) for name in names]
     if not args.datasets and not args.no_real and not args.quick:
         for name, path in datasets.real_datasets().items():
             out.append((name, datasets.read_sosd(path)))
