@@ -271,8 +271,8 @@ def leaf_errors(meta, params, keys, runs, every_key=True, hybrid=None, leaves=No
     """Error bounds of every leaf, from the trained models, exactly as inference computes them
     (:func:`learnedidx._rmi_kernels.errors_range`), the leaves' ``runs`` read block by block on
     every Numba thread. Each block's keys are checked to route to its run's leaf: every key's
-    route with ``every_key``, else only its ends', enough when every stage above the leaves
-    routes in order (:func:`routes_in_order`). ``hybrid``: ``(hybrid_keys, hybrid_pos)``, the
+    route with ``every_key``, else only its ends', enough when each run was found exactly: by
+    routing every key, or by searching on lines that route in order (:func:`stage_runs`). ``hybrid``: ``(hybrid_keys, hybrid_pos)``, the
     samples of hybrid leaves (default :func:`no_hybrid`); ``leaves``: a boolean mask of the
     leaves to measure (all by default; the others report zeros). Complexity O(keys measured *
     stages / threads).

