@@ -36,6 +36,18 @@ from ._coerce import as_query_array, prepare_keys_values
 SOSD_HEADER = 8  #: bytes of an SOSD file's key count
 
 
+CHUNK = 1 << 18  #: most queries in one call to a shard (:meth:`ShardedIndex._start_calls`)
+
+
+def _joined(parts: list):
+    """One call's answer from its chunks' answers (arrays, or tuples of arrays)."""
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate(column) for column in zip(*parts))
+    return np.concatenate(parts)
+
+
 class ShardError(RuntimeError):
     """A shard could not answer, even after being rebuilt: the message names it."""
 
@@ -213,6 +225,16 @@ class ShardedIndex:
     def _actors(self, futures: list) -> list:
         return [f.result() for f in futures]
 
+    @staticmethod
+    def _start_calls(actor, method, args) -> list:
+        """The actor calls of one task: a query array of more than CHUNK queries goes in
+        chunks, all sent before any answer is awaited, so that sending the next chunk
+        overlaps the shard's work on this one."""
+        if method != "call" or len(args[1]) <= CHUNK:
+            return [getattr(actor, method)(*args)]
+        name, queries, *rest = args
+        return [actor.call(name, queries[c:c + CHUNK], *rest) for c in range(0, len(queries), CHUNK)]
+
     def _gather(self, tasks: dict) -> dict:
         """``{shard: result}`` of ``tasks`` (``{shard: (actor method, *args)}``); shards whose
         call fails (a dead worker) are rebuilt and their calls retried once."""
@@ -221,13 +243,13 @@ class ShardedIndex:
             calls, results, failed = {}, {}, []
             for i, (method, *args) in tasks.items():
                 try:  # a proxy whose worker is known to be gone raises here already
-                    calls[i] = getattr(self._shards[i], method)(*args)
+                    calls[i] = self._start_calls(self._shards[i], method, args)
                 except Exception as e:  # noqa: BLE001
                     failed.append(i)
                     failure = e
             for i, call in calls.items():
                 try:
-                    results[i] = call.result()
+                    results[i] = _joined([c.result() for c in call])
                 except (TypeError, ValueError, KeyError):
                     raise
                 except Exception as e:  # noqa: BLE001 - the worker or its connection is gone
@@ -253,8 +275,10 @@ class ShardedIndex:
         out = np.full(flat.shape, self._n, dtype=np.int64)
         if self._n == 0 or flat.size == 0:
             return out.reshape(arr.shape)
-        route = self._router.lower_bound(flat) if mode == "lower_bound" else self._router.upper_bound(flat)
-        parts = self._split(route)
+        parts = {0: slice(None)}  # one shard answers everything, n past its keys
+        if self.shards > 1:
+            router = self._router.lower_bound if mode == "lower_bound" else self._router.upper_bound
+            parts = self._split(router(flat))
         results = self._gather({i: ("call", mode, flat[sel]) for i, sel in parts.items()})
         for i, sel in parts.items():
             out[sel] = results[i] + self._starts[i]
@@ -290,7 +314,7 @@ class ShardedIndex:
         values = np.full(flat.shape, default, dtype=dtype)
         found = np.zeros(flat.shape, dtype=bool)
         if self._n and flat.size:
-            parts = self._split(self._router.lower_bound(flat))
+            parts = self._split(self._router.lower_bound(flat)) if self.shards > 1 else {0: slice(None)}
             results = self._gather({i: ("call", "get_batch", flat[sel], default) for i, sel in parts.items()})
             for i, sel in parts.items():
                 got, hit = results[i]

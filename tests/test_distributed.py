@@ -151,3 +151,14 @@ def test_the_benchmark_runs_and_checks_its_answers(tmp_path, monkeypatch):
     rows = bench.main(["--n", "20000", "--workers", "1", "--big", "5000", "--small", "5", "--rounds", "1"])
     assert [r["workers"] for r in rows] == [0, 1]
     assert rows[1]["big_mkeys_s"] > 0 and rows[1]["p99_ms"] >= rows[1]["p50_ms"] > 0
+
+
+def test_big_batches_go_in_chunks_with_exact_answers(client, monkeypatch):
+    from learnedidx import distributed as sharded
+
+    monkeypatch.setattr(sharded, "CHUNK", 7)
+    rng = np.random.default_rng(7)
+    keys = np.sort(rng.integers(0, 1000, 300)).astype(np.int64)
+    for shards in (1, 3):
+        idx = ShardedIndex(keys, client=client, shards=shards)
+        _assert_exact(idx, keys, rng.integers(-5, 1005, 100))
