@@ -76,14 +76,15 @@ def _start(t: np.ndarray, y: np.ndarray, hidden: tuple) -> list:
     h1 = hidden[0]
     knots = np.quantile(t, np.arange(h1) / h1)
     w1, b1 = np.ones(h1), -knots
-    wo, bo = _least_squares(_hinges(t, knots), y)
+    first = _hinges(t, knots)
+    wo, bo = _least_squares(first, y)
     if len(hidden) == 1:
         return [w1, b1, wo, bo]
     h2 = hidden[1]
     levels = np.quantile(y, np.arange(h2) / h2)
     w2 = np.repeat(wo[:, None], h2, axis=1)
     b2 = bo - levels
-    spline = _hinges(t, knots) @ wo + bo
+    spline = first @ wo + bo
     wo2, bo2 = _least_squares(_hinges(spline, levels), y)
     return [w1, b1, w2, b2, wo2, bo2]
 

@@ -142,9 +142,7 @@ class ShardedIndex:
         keys, values = prepare_keys_values(keys, values, assume_sorted=assume_sorted)
         self._keys, self._values = keys, values
         self._setup(client, len(keys), keys.dtype, shards, kind, index_options, path=None)
-        self._last = np.array([keys[e - 1] for e in self._ends if e > 0], dtype=keys.dtype)
-        self._shards = self._actors([self._submit(i) for i in range(self.shards)])
-        self._route_init()
+        self._launch(keys)
 
     @classmethod
     def from_sosd(cls, path: str | os.PathLike, *, client, shards: int | None = None, dtype: Any = np.uint64,
@@ -173,11 +171,9 @@ class ShardedIndex:
         self._keys, self._values = None, None
         self._setup(client, count, dtype.newbyteorder("="), shards, kind, index_options, path=path)
         mapped = np.memmap(path, dtype=dtype, mode="r", offset=SOSD_HEADER, shape=(count,)) if count else None
-        self._last = np.array([mapped[e - 1] for e in self._ends if e > 0], dtype=self.dtype)
-        if np.any(self._last[1:] < self._last[:-1]):
+        if count and np.any(np.diff(mapped[self._ends - 1].astype(self.dtype)) < 0):
             raise ValueError(f"{path}: keys are not sorted (the shards' last keys decrease)")
-        self._shards = self._actors([self._submit(i) for i in range(self.shards)])
-        self._route_init()
+        self._launch(mapped)
         return self
 
     def _setup(self, client, n, dtype, shards, kind, options, path):
@@ -202,12 +198,15 @@ class ShardedIndex:
         return self.client.submit(_Shard, keys, values, self.path, start, stop, self.dtype.str, self.kind,
                                   self.options, actor=True, pure=False)
 
-    def _route_init(self):
+    def _launch(self, keys):
+        """Build every shard, and the router: an exact index over the shards' last keys, read
+        from ``keys`` (the sorted keys, or their mapped file; empty shards have none)."""
         from . import RMI
 
-        # The router: an exact index over the shards' last keys (empty shards have none).
-        self._router = RMI(self._last, assume_sorted=True)
         self._owners = np.flatnonzero(self._ends > self._starts)
+        last = np.array(keys[self._ends[self._owners] - 1] if len(self._owners) else [], dtype=self.dtype)
+        self._shards = self._actors([self._submit(i) for i in range(self.shards)])
+        self._router = RMI(last, assume_sorted=True)
 
     @property
     def shards(self) -> int:
@@ -309,9 +308,7 @@ class ShardedIndex:
         when the index has no values), or ``default``."""
         arr = as_query_array(queries)
         flat = arr.ravel()
-        dtype = np.int64 if self._values is None and self.path is not None or self._values is None \
-            else self._values.dtype
-        values = np.full(flat.shape, default, dtype=dtype)
+        values = np.full(flat.shape, default, dtype=np.int64 if self._values is None else self._values.dtype)
         found = np.zeros(flat.shape, dtype=bool)
         if self._n and flat.size:
             parts = self._split(self._router.lower_bound(flat)) if self.shards > 1 else {0: slice(None)}
@@ -333,7 +330,8 @@ class ShardedIndex:
 
     def range(self, lo, hi) -> tuple[np.ndarray, np.ndarray]:
         """``(keys, values)`` of the entries with ``lo <= key < hi``, across shards, in order."""
-        a, b = self.lower_bound(lo), max(self.lower_bound(lo), self.lower_bound(hi))
+        a = self.lower_bound(lo)
+        b = max(a, self.lower_bound(hi))
         touched = [i for i in range(self.shards) if self._starts[i] < b and self._ends[i] > a]
         results = self._gather({i: ("range", lo, hi) for i in touched})
         keys = [results[i][0] for i in touched]

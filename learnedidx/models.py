@@ -218,11 +218,16 @@ def _split_runs(meta, params, keys, stage, runs):
                out_start, out_owner, used)
     of = np.repeat(np.arange(nr), room)
     filled = np.arange(slot[-1]) - slot[of] < used[of]
-    starts, owners = out_start[filled], out_owner[filled]
     # A parent run's last child and the next one's first child may be one model: one run.
+    return _joined_runs(out_start[filled], out_owner[filled], len(keys))
+
+
+def _joined_runs(starts, owners, n):
+    """``(bounds, owner)`` of runs given by their starts and models, neighbours of one model
+    joined into one run; n closes the last."""
     new = np.ones(len(owners), dtype=bool)
     np.not_equal(owners[1:], owners[:-1], out=new[1:])
-    return np.append(starts[new], len(keys)), owners[new]
+    return np.append(starts[new], n), owners[new]
 
 
 def _route_runs(meta, params, keys, stage):
@@ -236,11 +241,7 @@ def _route_runs(meta, params, keys, stage):
     with ThreadPoolExecutor(threads) as pool:
         chunks = list(pool.map(lambda c: _route_chunk(meta, params, keys[:edges[c + 1]], stage, edges[c]),
                                range(threads)))
-    bounds = np.concatenate([b for b, _ in chunks] + [[n]])
-    owner = np.concatenate([o for _, o in chunks])
-    new = np.ones(len(owner), dtype=bool)
-    np.not_equal(owner[1:], owner[:-1], out=new[1:])
-    return np.append(bounds[:-1][new], n), owner[new]
+    return _joined_runs(np.concatenate([b for b, _ in chunks]), np.concatenate([o for _, o in chunks]), n)
 
 
 def _route_chunk(meta, params, keys, stage, start):

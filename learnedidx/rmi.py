@@ -212,8 +212,7 @@ def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
     # Each run is exact, routed key by key or split on lines that route in order, so the error
     # pass checks the ends of each block only (every key: 100M keys under an mlp root, one
     # thread, 4.4 s against 2.1).
-    every_key = False
-    lo, hi, max_abs, log2_sum, routed = leaf_errors(meta, params, keys, runs, every_key, no_hybrid(keys.dtype))
+    lo, hi, max_abs, log2_sum, routed = leaf_errors(meta, params, keys, runs, False, no_hybrid(keys.dtype))
     if not routed:  # never seen: a safety net, should a search on a line ever disagree with plan_route
         if not split:
             raise RuntimeError("runs found by routing every key disagree with plan_route: a bug in learnedidx")
@@ -230,7 +229,7 @@ def train(keys: np.ndarray, config: RMIConfig, *, split: bool = True):
         bad = (hi - lo > config.max_window) | (lo < _INT32[0]) | (hi > _INT32[1])
         if bad.any():
             hybrid = _make_hybrid(params, start, keys, runs, bad, config.hybrid_shift)
-            measured = leaf_errors(meta, params, keys, runs, every_key, hybrid, bad)
+            measured = leaf_errors(meta, params, keys, runs, False, hybrid, bad)
             for whole, part in zip((lo, hi, max_abs, log2_sum), measured):
                 whole[bad] = part[bad]
     stats = {
