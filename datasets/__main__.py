@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     def with_source(p: argparse.ArgumentParser) -> None:
         p.add_argument("name", metavar="NAME_OR_PATH")
         p.add_argument("--n", type=count,
-                       help=f"keys for a bare generator name (e.g. 1e6, 1.5M, 200K; default {DEFAULT_N:,})")
+                       help=f"keys for a bare generator name (e.g. 1e6, 1.5M, 200K, 1B; default {DEFAULT_N:,})")
         p.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
         p.add_argument("--dtype", help="key dtype for a file without a dtype suffix, e.g. uint64")
 
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = sub.add_parser("make", help="write a generated (or recipe) key set as a SOSD file; print its path")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--n", type=count, help=f"number of keys (e.g. 1e6, 1.5M, 200K; default {DEFAULT_N:,})")
+    p.add_argument("--n", type=count, help=f"number of keys (e.g. 1e6, 1.5M, 200K, 1B; default {DEFAULT_N:,})")
     p.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: the cache)")
     p.set_defaults(func=cmd_make)

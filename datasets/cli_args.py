@@ -16,9 +16,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable, Iterable, NoReturn
 
-COUNT_EXAMPLES = "e.g. 1000, 1_000_000, 1e6, 1.5M, 200K"
+COUNT_EXAMPLES = "e.g. 1000, 1_000_000, 1e6, 1.5M, 200K, 1B"
 MAX_COUNT = 2**63 - 1  #: the largest int64: no array can hold more
-_UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
+_UNITS = {"K": 10**3, "M": 10**6, "G": 10**9, "B": 10**9}
 
 #: What the library raises for bad input (names, files, values, a missing optional package): a command
 #: line turns these into one line and exit status 2 around its argument checks and data loading, not
@@ -76,7 +76,8 @@ def unknown(what: str, name: str, choices: Iterable[str], hint: str | None = Non
 
 
 def parse_count(text: str, minimum: int = 0) -> int:
-    """A whole count from ``1000``, ``1_000_000``, ``1e6``, ``1.5M``, ``200K`` or ``2G`` (K, M, G: 10**3, 6, 9).
+    """A whole count from ``1000``, ``1_000_000``, ``1e6``, ``1.5M``, ``200K``, ``2G`` or ``1B``
+    (K, M, G or B: 10**3, 6, 9).
 
     Minimum 0 by default. Raises ValueError, with examples, for text that is not a finite number,
     a fractional count, a count below ``minimum`` or above 2**63 - 1.

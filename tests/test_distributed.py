@@ -28,9 +28,10 @@ def client():
     cluster.close()
 
 
-def _kill_worker_of(client, actor):
-    """SIGKILL the worker process that holds ``actor`` (its nanny starts a new one)."""
-    pid = client.run(os.getpid, workers=[actor._address])[actor._address]
+def _kill_worker_of(client, idx, shard):
+    """SIGKILL the worker process that holds ``idx``'s ``shard`` (its nanny starts a new one)."""
+    address = idx._workers[shard]
+    pid = client.run(os.getpid, workers=[address])[address]
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
 
@@ -107,7 +108,7 @@ def test_a_killed_worker_is_survived_with_exact_answers(client):
     idx = ShardedIndex(keys, client=client, shards=2)
     q = rng.integers(-10, 10**9 + 10, 3000)
     assert np.array_equal(idx.lower_bound(q), np.searchsorted(keys, q))
-    _kill_worker_of(client, idx._shards[1])
+    _kill_worker_of(client, idx, 1)
     assert np.array_equal(idx.lower_bound(q), np.searchsorted(keys, q))  # rebuilt and retried
     client.wait_for_workers(2, timeout=60)
 
@@ -119,7 +120,7 @@ def test_a_shard_that_cannot_be_rebuilt_raises_shard_error(client, tmp_path):
     path.write_bytes(np.uint64(len(keys)).tobytes() + keys.tobytes())
     idx = ShardedIndex.from_sosd(path, client=client, shards=2)
     path.unlink()  # the file a lost shard would be rebuilt from
-    _kill_worker_of(client, idx._shards[0])
+    _kill_worker_of(client, idx, 0)
     with pytest.raises(ShardError, match="shard"):
         idx.lower_bound(keys)
     client.wait_for_workers(2, timeout=60)
@@ -148,9 +149,95 @@ def test_the_benchmark_runs_and_checks_its_answers(tmp_path, monkeypatch):
     from bench import distributed as bench
 
     monkeypatch.setenv("LEARNEDIDX_DATA_DIR", str(tmp_path))
-    rows = bench.main(["--n", "20000", "--workers", "1", "--big", "5000", "--small", "5", "--rounds", "1"])
+    rows = bench.main(["--n", "20000", "--workers", "1", "--big", "5000", "--small", "5", "--rounds", "1",
+                       "--kind", "PGM"])
     assert [r["workers"] for r in rows] == [0, 1]
     assert rows[1]["big_mkeys_s"] > 0 and rows[1]["p99_ms"] >= rows[1]["p50_ms"] > 0
+    assert rows[1]["workers_rss"] > 10**7  # a worker process holds at least numpy and numba
+    if rows[1]["workers_anon"] is not None:
+        assert rows[1]["workers_anon"] <= rows[1]["workers_rss"] <= rows[1]["workers_peak"]
+    rows = bench.main(["--n", "20000", "--workers", "1", "--big", "5000", "--small", "5", "--rounds", "1",
+                       "--no-local", "--shards-per-worker", "3"])
+    assert len(rows) == 1 and rows[0]["shards"] == 3 and rows[0]["vs_local"] is None
+
+
+def test_the_benchmark_check_catches_every_kind_of_wrong_position():
+    from bench.distributed import is_lower_bound
+
+    keys = np.array([3, 5, 5, 5, 9], dtype=np.uint64)
+    q = np.array([0, 3, 4, 5, 6, 9, 10], dtype=np.uint64)
+    right = np.searchsorted(keys, q)
+    assert is_lower_bound(keys, q, right)
+    for i in range(len(q)):
+        for delta in (-1, 1):
+            wrong = right.copy()
+            wrong[i] += delta
+            assert not is_lower_bound(keys, q, wrong), (i, delta)
+    assert not is_lower_bound(keys, q, np.searchsorted(keys, q, "right"))
+    assert not is_lower_bound(keys, q, right[:-1])
+
+
+def test_sosd_slices_map_any_range_of_the_file(tmp_path):
+    from learnedidx.distributed import random_access, sosd_slice
+
+    keys = np.arange(5000, dtype=np.uint64) * 7
+    path = tmp_path / "k_uint64"
+    path.write_bytes(np.uint64(len(keys)).tobytes() + keys.tobytes())
+    for start, stop in ((0, 5000), (511, 512), (1000, 4097), (4999, 5000), (7, 7)):
+        got, mapping = sosd_slice(path, start, stop, "<u8")
+        assert np.array_equal(got, keys[start:stop]) and got.ctypes.data % 8 == 0
+        if mapping is not None:
+            random_access(mapping, release=True)
+            assert np.array_equal(got, keys[start:stop])  # released pages read back from the file
+
+
+def test_resident_memory_counts_what_a_process_touches():
+    from bench.distributed import resident
+
+    before = resident()
+    block = np.ones(64 << 20, dtype=np.uint8)  # 64 MiB, touched
+    after = resident()
+    assert after["rss"] - before["rss"] > 50 << 20
+    if after["anon"] is not None:
+        assert after["anon"] - before["anon"] > 50 << 20 and after["peak"] >= after["rss"]
+    del block
+
+
+def _set_inline(value):
+    from learnedidx import distributed as sharded
+
+    sharded.INLINE = value
+
+
+def test_calls_on_the_shard_thread_and_on_the_event_loop_agree(client):
+    rng = np.random.default_rng(8)
+    keys = np.sort(rng.integers(0, 10**6, 4000)).astype(np.int64)
+    idx = ShardedIndex(keys, np.arange(4000) * 3, client=client, shards=2)
+    q = rng.integers(-5, 10**6 + 5, 2000)
+    try:
+        for inline in (0, 1 << 30):  # every call on the shard's thread; every call on the loop
+            client.run(_set_inline, inline)
+            assert np.array_equal(idx.lower_bound(q), np.searchsorted(keys, q))
+            assert np.array_equal(idx.upper_bound(q), np.searchsorted(keys, q, "right"))
+            values, found = idx.get_batch(q, default=-1)
+            assert np.array_equal(values[found], 3 * np.searchsorted(keys, q[found]))
+    finally:
+        client.run(_set_inline, 1 << 12)
+
+
+def test_shards_send_positions_as_int32_and_values_untouched():
+    from learnedidx.distributed import _Shard
+
+    keys = np.arange(0, 300, 3, dtype=np.uint64)
+    shard = _Shard(keys, None, None, 0, 100, "<u8", "RMI", {})
+    q = np.array([0, 4, 299, 300], dtype=np.uint64)
+    for mode in ("lower_bound", "upper_bound"):
+        got = shard.answer(mode, q)
+        assert got.dtype == np.int32 and np.array_equal(got, getattr(shard.index, mode)(q))
+    values, found = shard.answer("get_batch", q, 7)
+    assert values.dtype == np.int64 and list(found) == [True, False, False, False] and values[1] == 7
+    shard.narrow = False  # a shard of 2**31 keys or more keeps int64
+    assert shard.answer("lower_bound", q).dtype == np.int64
 
 
 def test_big_batches_go_in_chunks_with_exact_answers(client, monkeypatch):

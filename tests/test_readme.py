@@ -19,7 +19,8 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 #: The README sections whose python blocks run here.
-SECTIONS = ("Quick start", "Testing your own index", "Updatable index: `DynamicRMI`", "Pictures: where a model errs")
+SECTIONS = ("Quick start", "Testing your own index", "Updatable index: `DynamicRMI`", "Pictures: where a model errs",
+            "Beyond one process: `ShardedIndex` on Dask")
 ARROW = "# -> "
 _CHECKER = doctest.OutputChecker()
 _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
