@@ -307,18 +307,18 @@ class ShardedIndex:
 
     async def _run(self, tasks: dict) -> dict:
         """``{shard: result, or the exception its calls raised}``, every call awaited at once."""
-        calls, failed = {}, {}
+        calls, results = {}, {}
         for i, (method, *args) in tasks.items():
             try:
                 calls[i] = self._calls(i, method, args)
             except Exception as e:  # noqa: BLE001
-                failed[i] = e
+                results[i] = e
         done = iter(await asyncio.gather(*[c for shard in calls.values() for c in shard], return_exceptions=True))
         for i, shard in calls.items():
             parts = [next(done) for _ in shard]
-            failed_part = next((p for p in parts if isinstance(p, BaseException)), None)
-            failed[i] = failed_part if failed_part is not None else _joined(parts)
-        return failed
+            failure = next((p for p in parts if isinstance(p, BaseException)), None)
+            results[i] = failure if failure is not None else _joined(parts)
+        return results
 
     def _gather(self, tasks: dict) -> dict:
         """``{shard: result}`` of ``tasks`` (``{shard: (actor method, *args)}``); shards whose
