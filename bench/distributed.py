@@ -27,6 +27,7 @@ from datasets import GENERATORS
 from datasets.catalog import resolve
 from datasets.cli_args import ArgumentParser, positive_count
 from datasets.sosd import read_sosd
+from learnedidx.tuning import families
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local", action=argparse.BooleanOptionalAction, default=True,
                    help="also time the index in this process (default; --no-local skips it, e.g. when the "
                         "keys do not fit in memory)")
-    p.add_argument("--kind", default="RMI", choices=["RMI", "PGM", "RadixSpline"],
+    p.add_argument("--kind", default="RMI", choices=list(families()),
                    help="index of each shard and of the in-process run (default RMI)")
     return p
 
@@ -111,7 +112,6 @@ def main(argv=None) -> list:
     args = build_parser().parse_args(argv)
     import distributed
 
-    import learnedidx
     from learnedidx.distributed import ShardedIndex, random_access, sosd_slice
 
     path = resolve(args.dataset, n=args.n, seed=args.seed)
@@ -125,7 +125,7 @@ def main(argv=None) -> list:
     rows, local = [], None
     print(f"{path.name}: {len(keys):,} keys", flush=True)
     if args.local:
-        local = getattr(learnedidx, args.kind)(keys, assume_sorted=True, copy=False)
+        local = families()[args.kind](keys, assume_sorted=True, copy=False)
         local.lower_bound(big[:1000])
         local_s, = _median_seconds(lambda: local.lower_bound(big), rounds=args.rounds)
         rows.append({"where": "in-process", "workers": 0, "big_mkeys_s": args.big / local_s / 1e6, "p50_ms": None,

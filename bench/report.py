@@ -10,6 +10,8 @@ import platform
 import sys
 from pathlib import Path
 
+from learnedidx.explain import spans_decades
+
 from .harness import Result
 
 BASELINE = "BinarySearch"
@@ -234,12 +236,6 @@ def _place_labels(ax, points: list[tuple[float, float]], labels: list[str], rend
     return annotations
 
 
-def _spans_decades(values: list[float]) -> bool:
-    """Whether positive values span at least a factor of 10 (then a log axis shows them better)."""
-    positive = [v for v in values if v > 0]
-    return bool(positive) and max(positive) >= 10 * min(positive)
-
-
 def _decade_label(value: float, _pos=None) -> str:
     """'1 B', '10 kB', '100 MB', ... for a power of ten (decimal units: 1 kB = 1000 B)."""
     exponent = round(math.log10(value))
@@ -256,7 +252,7 @@ def _size_axis(ax, sizes: list[int]) -> float:
     """
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-    if not _spans_decades(sizes):
+    if not spans_decades(sizes):
         ax.set_xlim(0, max(sizes) * 1.15 or 1)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f} B"))
         return 0.0
@@ -291,7 +287,7 @@ def _time_axis(ax, times: list[float]) -> None:
     """Set up the y axis for ns/lookup: log with plain-number ticks if the times span a factor of 10, else linear."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    if _spans_decades(times):
+    if spans_decades(times):
         ax.set_yscale("log")
         ax.set_ylim(min(times) / 10 ** 0.2, max(times) * 10 ** 0.2)
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0)))
@@ -360,7 +356,7 @@ def _pareto_figure(results: list[Result]):
     key_w = 1.2 / width
     key_h = 1.2 / fig.get_figheight()
     _better_key(fig, (right + 0.55 / width, top - 0.95 / fig.get_figheight() - key_h, key_w, key_h))
-    if 0 in sizes and _spans_decades(sizes):
+    if 0 in sizes and spans_decades(sizes):
         fig.text(right + 0.01, top - 1.5 / fig.get_figheight() - key_h, "0 B: binary search over\nthe keys, "
                  "adds no bytes;\ndrawn left of the\naxis break (//)", fontsize=7.5, va="top", color="0.25")
     canvas.draw()

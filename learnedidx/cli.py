@@ -15,10 +15,11 @@ from typing import Any
 
 from .explain import FILES, SAMPLE, explain, require_matplotlib
 from .persist import MAGIC, load
+from .tuning import families
 from .warmup import DTYPE_NAMES, FAMILIES, warmup
 from .warmup import __doc__ as _WARMUP_DOC
 
-INDEXES = ("RMI", "PGM", "RadixSpline")  #: what ``explain`` builds over a key set
+INDEXES = tuple(families())  #: what ``explain`` builds over a key set
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,9 +79,7 @@ def _index(args: argparse.Namespace) -> tuple[Any, str]:
     if args.stages is not None and family != "RMI":
         raise ValueError(f"--stages: the RMI's stage models; {family} has none")
     options = {} if args.stages is None else {"stages": tuple(s.strip() for s in args.stages.split(","))}
-    from . import PGM, RMI, RadixSpline
-
-    return {"RMI": RMI, "PGM": PGM, "RadixSpline": RadixSpline}[family](keys, copy=False, **options), label
+    return families()[family](keys, copy=False, **options), label
 
 
 def _run_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

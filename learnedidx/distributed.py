@@ -83,9 +83,9 @@ def aligned(a: np.ndarray) -> np.ndarray:
 
 
 def _index_class(kind: str):
-    from . import PGM, RMI, RadixSpline
+    from .tuning import families
 
-    classes = {"RMI": RMI, "PGM": PGM, "RadixSpline": RadixSpline}
+    classes = families()
     if kind not in classes and kind != "tune":
         raise ValueError(f"kind must be one of {sorted(classes) + ['tune']}, got {kind!r}")
     return classes.get(kind)
@@ -232,7 +232,7 @@ class ShardedIndex:
         self = cls.__new__(cls)
         self._keys, self._values = None, None
         self._setup(client, count, dtype.newbyteorder("="), shards, kind, index_options, path=path)
-        mapped = np.memmap(path, dtype=dtype, mode="r", offset=SOSD_HEADER, shape=(count,)) if count else None
+        mapped, _ = sosd_slice(path, 0, count, dtype)
         if count and np.any(np.diff(mapped[self._ends - 1].astype(self.dtype)) < 0):
             raise ValueError(f"{path}: keys are not sorted (the shards' last keys decrease)")
         self._launch(mapped)
@@ -348,10 +348,7 @@ class ShardedIndex:
         out = np.full(flat.shape, self._n, dtype=np.int64)
         if self._n == 0 or flat.size == 0:
             return out.reshape(arr.shape)
-        parts = {0: slice(None)}  # one shard answers everything, n past its keys
-        if self.shards > 1:
-            router = self._router.lower_bound if mode == "lower_bound" else self._router.upper_bound
-            parts = self._split(router(flat))
+        parts = self._split(flat, mode)
         results = self._gather({i: ("call", mode, flat[sel]) for i, sel in parts.items()})
         for i, sel in parts.items():
             if isinstance(sel, slice):
@@ -360,14 +357,21 @@ class ShardedIndex:
                 out[sel] = results[i] + self._starts[i]
         return out.reshape(arr.shape)
 
-    def _split(self, route: np.ndarray) -> dict:
-        """``{shard: selection}`` of the queries routed to each shard (route: the router's
-        answer, W past the last shard); one slice when a single shard takes them all."""
-        first, last = int(route.min()), int(route.max())
+    def _split(self, flat: np.ndarray, mode: str) -> dict:
+        """``{shard: selection}`` of the queries each shard answers, routed for ``mode``
+        (``"lower_bound"`` or ``"upper_bound"``); one slice when a single shard takes them all."""
+        if self.shards == 1:
+            return {0: slice(None)}  # one shard answers everything, n past its keys
+        route = (self._router.lower_bound if mode == "lower_bound" else self._router.upper_bound)(flat)
+        first, last = int(route.min()), int(route.max())  # a route of W: past every shard's keys
         if first == last:
             return {int(self._owners[first]): slice(None)} if first < len(self._owners) else {}
-        return {int(self._owners[r]): np.flatnonzero(route == r) for r in range(first, last + 1)
-                if r < len(self._owners) and (route == r).any()}
+        parts = {}
+        for r in range(first, min(last, len(self._owners) - 1) + 1):
+            selection = np.flatnonzero(route == r)
+            if len(selection):
+                parts[int(self._owners[r])] = selection
+        return parts
 
     def lower_bound(self, q):
         """Global position of the first key ``>= q`` for each query (an int for a scalar),
@@ -388,7 +392,7 @@ class ShardedIndex:
         values = np.full(flat.shape, default, dtype=np.int64 if self._values is None else self._values.dtype)
         found = np.zeros(flat.shape, dtype=bool)
         if self._n and flat.size:
-            parts = self._split(self._router.lower_bound(flat)) if self.shards > 1 else {0: slice(None)}
+            parts = self._split(flat, "lower_bound")
             results = self._gather({i: ("call", "get_batch", flat[sel], default) for i, sel in parts.items()})
             for i, sel in parts.items():
                 got, hit = results[i]

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .interface import StrPath
+from .models import finite_positions
 
 SAMPLE = 1_000_000  #: keys whose windows make the percentiles, the histogram and per-bin medians
 BINS = 200  #: equal-count key bins along the key space
@@ -202,11 +203,12 @@ def _size(b: int) -> str:
         b /= 1000
 
 
-def _spans_decades(values) -> bool:
-    """Whether the positive values span a factor of 10 (a log axis then shows them better)."""
+def spans_decades(values) -> bool:
+    """Whether the finite positive values span a factor of 10 (a log axis then shows them
+    better; the repository's bench plots decide by it too)."""
     positive = np.asarray(values, dtype=np.float64)
     positive = positive[np.isfinite(positive) & (positive > 0)]
-    return positive.size > 0 and positive.max() >= 10 * positive.min()
+    return bool(positive.size > 0 and positive.max() >= 10 * positive.min())
 
 
 def _x(keys: np.ndarray) -> np.ndarray:
@@ -218,9 +220,7 @@ def _x(keys: np.ndarray) -> np.ndarray:
 
 def _finite_range(keys: np.ndarray) -> tuple[float, float]:
     """The smallest and largest finite key (O(log n)); ValueError when no key is finite."""
-    if keys.dtype.kind != "f":
-        return float(keys[0]), float(keys[-1])
-    first, stop = np.searchsorted(keys, -np.inf, "right"), np.searchsorted(keys, np.inf, "left")
+    first, stop = finite_positions(keys)
     if first >= stop:
         raise ValueError("explain draws keys on an axis, and every key is infinite")
     return float(keys[first]), float(keys[stop - 1])
@@ -378,7 +378,7 @@ def _windows_figure(idx, prof: ErrorProfile, title: str):
     top.stairs(prof.bin_median_window, edges, baseline=None, color="tab:blue", lw=1.4, label="median in each bin")
     top.axhline(prof.p99, color="tab:red", lw=0.8, ls=":", label=f"p99 of all keys: {prof.p99:,.4g}")
     top.set(ylabel="window hi - lo (keys)", title="Window a lookup searches, along the key space")
-    if _spans_decades([prof.windows.min(), prof.max_window]):
+    if spans_decades([prof.windows.min(), prof.max_window]):
         top.set_yscale("log")
         top.set_ylabel("window hi - lo (keys, log scale)")
     else:
@@ -438,7 +438,7 @@ def _histogram_figure(prof: ErrorProfile, title: str):
     ax.stairs(share, edges, fill=True, color="tab:blue", alpha=0.75)
     if wide:
         ax.set_xscale("log")
-    if _spans_decades(share):
+    if spans_decades(share):
         ax.set_yscale("log")
     # Headroom above the bars for the labels, one a row, each on the side of its line with room for it.
     top = share.max()

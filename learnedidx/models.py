@@ -337,7 +337,7 @@ def _in_ranges(kernel, count, n, *args):
             done.result()
 
 
-def _finite_range(keys):
+def finite_positions(keys):
     """``[first, last)`` positions of the finite keys (infinities sit at the ends)."""
     if keys.dtype.kind != "f":
         return 0, len(keys)
@@ -356,7 +356,7 @@ def _distinct_sorted(a):
 
 def _root_sample(keys, size):
     """Positions and keys of up to ``size`` evenly spaced finite keys."""
-    first, last = _finite_range(keys)
+    first, last = finite_positions(keys)
     if last - first <= size:
         idx = np.arange(first, last)
     else:
@@ -404,7 +404,7 @@ def _fit_cubic(keys, meta, params, stage, m, target_scale, runs, config):
 def _fit_radix(keys, meta, params, stage, m, target_scale, runs, config):
     """The top bits of ``key - min``: slope a power of two, intercept zero."""
     records = np.zeros((1, K.LINEAR_WIDTH))
-    first, last = _finite_range(keys)
+    first, last = finite_positions(keys)
     if last <= first:
         return records
     span = float(_exact_offsets(keys[last - 1:last], keys[first])[0])

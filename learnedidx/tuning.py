@@ -98,6 +98,15 @@ def candidates(n: int) -> list:
     return out
 
 
+def families() -> dict:
+    """The static learned index classes by name, ``{"RMI": RMI, "PGM": PGM, "RadixSpline":
+    RadixSpline}``: the families :func:`tune` chooses among, and what a ``kind`` or ``--index``
+    name stands for."""
+    from .radix_spline import RadixSpline
+
+    return {"RMI": RMI, "PGM": PGM, "RadixSpline": RadixSpline}
+
+
 def _have_torch() -> bool:
     return importlib.util.find_spec("torch") is not None
 
@@ -241,10 +250,7 @@ def _smallest_within_band(report: TuneReport, best, keys, values):
         return best
     report.winner = pick
     row = report.candidates[pick]
-    from .radix_spline import RadixSpline
-
-    cls = {"PGM": PGM, "RadixSpline": RadixSpline, "RMI": RMI}[row.kind]
-    return cls(keys, values, assume_sorted=True, copy=False, **row.options)
+    return families()[row.kind](keys, values, assume_sorted=True, copy=False, **row.options)
 
 
 def _rmi_bytes(n: int, options: dict) -> int:
